@@ -1,0 +1,5 @@
+"""``python -m lumina_audit``: the same as the ``lumina-audit`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""Signature configuration and the signature space (spec signature-v1, section 8).
+
+A :class:`SignatureConfig` holds every setting of spec sections 1-7 that a
+manifest pins. Together with the model digests it defines a
+:class:`SignatureSpace`: signatures are comparable only inside one space, and
+the space is named by the SHA-256 of its RFC 8785 canonical JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import rfc8785
+
+from .errors import ConfigError
+
+__all__ = [
+    "METHOD",
+    "MODEL_FILES",
+    "STATS",
+    "TENSORS",
+    "SignatureConfig",
+    "SignatureSpace",
+]
+
+#: Name of the signature method this package implements.
+METHOD = "lumina-gradstats-v1"
+
+#: Hooked tensors of one transformer layer, in spec order (section 4).
+TENSORS: tuple[str, ...] = (
+    "self_attn.in_proj_weight",
+    "self_attn.out_proj.weight",
+    "cross_attention.in_proj_weight",
+    "cross_attention.out_proj.weight",
+    "linear1.weight",
+    "linear2.weight",
+)
+
+#: Statistics of one hooked tensor, in spec order (section 6).
+STATS: tuple[str, ...] = ("mean", "std", "l2", "max", "min", "skew")
+
+#: Files of an audiocraft checkpoint directory whose digests define the model.
+MODEL_FILES: tuple[str, ...] = ("state_dict.bin", "compression_state_dict.bin")
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class SignatureConfig:
+    """Every setting of signature-v1 sections 1-7 (the spec's defaults)."""
+
+    layers_p: tuple[int, ...] = (42, 43, 44, 45, 46, 47)
+    layers_m: tuple[int, ...] = (12, 13, 14, 15, 16, 17)
+    tensors: tuple[str, ...] = TENSORS
+    stats: tuple[str, ...] = STATS
+    codebook_boosts: tuple[float, ...] = (0.4, 1.2, 1.3, 1.4)
+    conditioning: str = "null"
+    chunk_seconds: float = 10.0
+    min_chunk_seconds: float = 1.0
+    sample_rate: int = 32000
+    resampler: Mapping[str, Any] = field(
+        default_factory=lambda: {
+            "function": "torchaudio.functional.resample",
+            "lowpass_filter_width": 6,
+            "rolloff": 0.99,
+            "resampling_method": "sinc_interp_hann",
+        }
+    )
+    #: Refusal limit of section 1.5; not part of the space (it changes no bits).
+    max_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        for name, layers in (("layers_p", self.layers_p), ("layers_m", self.layers_m)):
+            if len(layers) != 6 or len(set(layers)) != 6 or any(i < 0 for i in layers):
+                raise ConfigError(f"{name} must be 6 distinct layer indices, got {list(layers)}")
+        if tuple(self.tensors) != TENSORS:
+            raise ConfigError(f"tensors must be exactly {list(TENSORS)} for {METHOD}")
+        if tuple(self.stats) != STATS:
+            raise ConfigError(f"stats must be exactly {list(STATS)} for {METHOD}")
+        if len(self.codebook_boosts) != 4 or any(not (w > 0.0) for w in self.codebook_boosts):
+            raise ConfigError(f"codebook_boosts must be 4 positive numbers, got {list(self.codebook_boosts)}")
+        if self.conditioning != "null":
+            raise ConfigError(f"conditioning {self.conditioning!r} is not supported; only 'null' is")
+        if not (self.chunk_seconds > 0 and 0 < self.min_chunk_seconds <= self.chunk_seconds):
+            raise ConfigError("need 0 < min_chunk_seconds <= chunk_seconds")
+        if self.sample_rate != 32000:
+            raise ConfigError(f"sample_rate must be 32000 (the EnCodec rate), got {self.sample_rate}")
+        if not (self.max_seconds >= self.chunk_seconds):
+            raise ConfigError("max_seconds must be at least chunk_seconds")
+        if self.chunk_samples * 1.0 != self.chunk_seconds * self.sample_rate:
+            raise ConfigError("chunk_seconds * sample_rate must be a whole number of samples")
+
+    @property
+    def chunk_samples(self) -> int:
+        return int(round(self.chunk_seconds * self.sample_rate))
+
+    @property
+    def min_chunk_samples(self) -> int:
+        return int(round(self.min_chunk_seconds * self.sample_rate))
+
+    @property
+    def max_samples(self) -> int:
+        return int(round(self.max_seconds * self.sample_rate))
+
+    def as_json(self) -> dict[str, Any]:
+        """The settings that define the space (everything but ``max_seconds``)."""
+        return {
+            "layers": {"P": list(self.layers_p), "M": list(self.layers_m)},
+            "tensors": list(self.tensors),
+            "stats": list(self.stats),
+            "codebook_boosts": [float(w) for w in self.codebook_boosts],
+            "conditioning": self.conditioning,
+            "chunk_seconds": float(self.chunk_seconds),
+            "min_chunk_seconds": float(self.min_chunk_seconds),
+            "sample_rate": int(self.sample_rate),
+            "resampler": dict(self.resampler),
+        }
+
+    def space(self, model_digests: Mapping[str, str]) -> SignatureSpace:
+        return SignatureSpace.build(self, model_digests)
+
+
+@dataclass(frozen=True)
+class SignatureSpace:
+    """A signature space: canonical JSON (bytes) and its SHA-256 (hex)."""
+
+    canonical_json: bytes
+    digest: str
+
+    @classmethod
+    def build(cls, config: SignatureConfig, model_digests: Mapping[str, str]) -> SignatureSpace:
+        if set(model_digests) != set(MODEL_FILES):
+            raise ConfigError(f"model digests must name exactly {list(MODEL_FILES)}")
+        for name, value in model_digests.items():
+            if not _HEX64.match(value):
+                raise ConfigError(f"model digest of {name} is not 64 lowercase hex digits")
+        doc = {"method": METHOD, "model": dict(model_digests), **config.as_json()}
+        return cls.from_canonical_json(rfc8785.dumps(doc))
+
+    @classmethod
+    def from_canonical_json(cls, data: bytes) -> SignatureSpace:
+        """Rebuild a space from stored canonical JSON, checking it is canonical."""
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise ConfigError(f"signature space is not JSON: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("method") != METHOD:
+            raise ConfigError(f"signature space is not of method {METHOD}")
+        if rfc8785.dumps(doc) != data:
+            raise ConfigError("signature space JSON is not RFC 8785 canonical")
+        return cls(canonical_json=data, digest=hashlib.sha256(data).hexdigest())
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.canonical_json)
+        return result

@@ -1,0 +1,77 @@
+"""Make the golden clips and (with --vectors) their expected signatures.
+
+    python scripts/make_golden.py            # write golden/clips/*
+    python scripts/make_golden.py --vectors  # compute and write golden/golden.json
+
+Run once, review, commit. From then on ``lumina-audit golden check`` and the
+tests compare against golden.json bit for bit; never regenerate it to make a
+test pass.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "golden"
+MODEL = GOLDEN / "models" / "tiny-musicgen"
+SEED = 422024
+
+#: file name -> (seed offset, seconds, rate, channels, bits or "float"); what each exercises.
+CLIPS: dict[str, tuple[int, float, int, int, int | str]] = {
+    "a_stereo44k_pcm16.wav": (101, 10.0, 44100, 2, 16),   # stereo, 44.1 kHz resampled, exactly 1 chunk
+    "b_mono48k_pcm24.wav": (102, 13.5, 48000, 1, 24),     # 24-bit, partial last chunk of 3.5 s
+    "c_stereo32k_pcm16.wav": (103, 20.6, 32000, 2, 16),   # native rate, 0.6 s tail dropped
+    "d_mono32k_float.wav": (104, 4.0, 32000, 1, "float"),  # float WAV, a single short chunk
+}
+#: Same PCM as clip a in another container: same PCM hash, same signature.
+FLAC_COPY = ("a_copy.flac", "a_stereo44k_pcm16.wav")
+
+
+def write_clips() -> None:
+    from lumina_audit._internal.synth import SongSpec, render, write_wav
+
+    out = GOLDEN / "clips"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (offset, seconds, rate, channels, bits) in CLIPS.items():
+        x = render(SongSpec(seed=SEED + offset, seconds=seconds, sample_rate=rate, channels=channels))
+        if bits == "float":
+            soundfile.write(out / name, x.T.astype(np.float32), rate, subtype="FLOAT")
+        else:
+            write_wav(out / name, x, rate, int(bits))
+    data, rate = soundfile.read(out / FLAC_COPY[1], dtype="int16", always_2d=True)
+    soundfile.write(out / FLAC_COPY[0], data, rate, subtype="PCM_16", format="FLAC")
+
+
+def write_vectors() -> None:
+    from lumina_audit import golden
+    from lumina_audit._internal.quiet import silence_libraries
+    from lumina_audit._internal.session import Session
+    from lumina_audit.model import sha256_model_files
+    from lumina_audit.pins import Pins
+
+    silence_libraries()
+    digests = sha256_model_files(MODEL)
+    session = Session.open(MODEL, digests, Pins())
+    files = sorted((GOLDEN / "clips").iterdir())
+    results = [(f"clips/{p.name}", session.signature(p)) for p in files]
+    golden.write(GOLDEN, "models/tiny-musicgen", digests, session.space.digest, session.pins,
+                 session.environment(), results)
+    (GOLDEN / "models" / "tiny-musicgen.sha256").write_text(
+        "".join(f"{v}  {k}\n" for k, v in digests.items()), encoding="utf-8")
+    print(json.dumps({r[0]: r[1].chunks for r in results}))
+
+
+if __name__ == "__main__":
+    if "--vectors" in sys.argv[1:]:
+        from lumina_audit.pins import Pins, reexec_if_needed
+
+        reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
+        write_vectors()
+    else:
+        write_clips()
