@@ -66,11 +66,17 @@ def signature(
     normalised signatures p and m and the raw vectors p_raw and m_raw. JSON
     numbers read back to exactly the same floats.
     """
-    from ._internal.session import Session
+    from ._internal.session import Session, check_inputs, load_all
+    from .pins import apply_torch_pins
+    from .space import SignatureConfig
 
     expected = _parse_digests(digests, sha256)
-    session = Session.open(model, expected, Pins(device=device, threads=threads))  # type: ignore[arg-type]
-    results = session.signatures(audio)
+    pins, config = Pins(device=device, threads=threads), SignatureConfig()  # type: ignore[arg-type]
+    check_inputs(audio, None)
+    apply_torch_pins(pins)
+    audios = load_all(audio, config)  # refuse bad audio before the model is loaded
+    session = Session.open(model, expected, pins, config)
+    results = session.signatures(audio, audios=audios)
     doc: dict[str, Any] = {
         "notice": NOT_EVIDENCE, "method": session.space.as_dict()["method"],
         "signature_space_sha256": session.space.digest, "model_digests": dict(expected),
@@ -164,8 +170,6 @@ def _pins_from_argv(argv: list[str]) -> Pins:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``lumina-audit`` console script."""
-    import click
-
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         reexec_if_needed(_pins_from_argv(args), args)
@@ -178,13 +182,17 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             _err(f"hint: {exc.hint}")
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _err("interrupted")
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except typer.TyperException as exc:  # usage errors: typer prints them with the usage line
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            _err(f"error: {exc}")
+        sys.exit(2)

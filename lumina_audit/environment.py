@@ -45,14 +45,14 @@ def describe(pins: Pins) -> dict[str, Any]:
     try:
         import soundfile
 
-        versions["libsndfile"] = str(soundfile.__libsndfile_version__)
+        versions["libsndfile"] = str(getattr(soundfile, "__libsndfile_version__", "unknown"))
     except ImportError:
         pass
     gpu: dict[str, Any] | None = None
     if pins.device == "cuda" and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         gpu = {"name": props.name, "capability": f"{props.major}.{props.minor}",
-               "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+               "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),  # type: ignore[no-untyped-call]
                "driver": _nvidia_driver()}
     return {
         "versions": versions,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import ConfigError
 from .pins import Pins
@@ -27,8 +28,7 @@ __all__ = ["FORMAT", "VERSION", "ClipResult", "GoldenFile", "GoldenReport", "che
 
 FORMAT = "lumina-golden"
 VERSION = 1
-_VECTORS = (("p_raw", "raw_p", np.float64), ("m_raw", "raw_m", np.float64),
-            ("p", "p", np.float32), ("m", "m", np.float32))
+_VECTORS = (("p_raw", "raw_p"), ("m_raw", "raw_m"), ("p", "p"), ("m", "m"))
 
 
 def default_root() -> Path:
@@ -47,15 +47,17 @@ class GoldenFile:
     expected: tuple[tuple[Path, Signature], ...]
 
 
+def _vector(doc: dict[str, Any], key: str) -> npt.NDArray[np.float64]:
+    values = np.asarray(doc[key], dtype=np.float64)
+    if values.shape != (DIM,):
+        raise ConfigError(f"golden vector {key} of {doc.get('song_id')} has shape {values.shape}")
+    return values
+
+
 def _sig_from_json(doc: dict[str, Any]) -> Signature:
-    arrays = {}
-    for key, field, dtype in _VECTORS:
-        values = np.asarray(doc[key], dtype=np.float64)
-        if values.shape != (DIM,):
-            raise ConfigError(f"golden vector {key} of {doc.get('song_id')} has shape {values.shape}")
-        arrays[field] = values.astype(dtype)
     return Signature(song_id=doc["song_id"], file_sha256=doc["file_sha256"], pcm_sha256=doc["pcm_sha256"],
-                     chunks=int(doc["chunks"]), **arrays)
+                     chunks=int(doc["chunks"]), raw_p=_vector(doc, "p_raw"), raw_m=_vector(doc, "m_raw"),
+                     p=_vector(doc, "p").astype(np.float32), m=_vector(doc, "m").astype(np.float32))
 
 
 def read(root: Path) -> GoldenFile:
@@ -80,7 +82,7 @@ def write(root: Path, model_dir: str, digests: dict[str, str], space_sha256: str
           environment: dict[str, Any], results: list[tuple[str, Signature]]) -> None:
     clips = [{
         "file": file, "song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256,
-        "chunks": s.chunks, **{key: [float(v) for v in getattr(s, field)] for key, field, _ in _VECTORS},
+        "chunks": s.chunks, **{key: [float(v) for v in getattr(s, field)] for key, field in _VECTORS},
     } for file, s in results]
     doc = {"format": FORMAT, "version": VERSION, "model": {"directory": model_dir, "digests": digests},
            "space_sha256": space_sha256, "pins": pins.as_json(), "environment": environment, "clips": clips}
@@ -114,7 +116,7 @@ def compare(expected: Signature, actual: Signature) -> tuple[tuple[str, ...], fl
     differing = [name for name in ("song_id", "file_sha256", "pcm_sha256", "chunks")
                  if getattr(expected, name) != getattr(actual, name)]
     worst = 0.0
-    for _key, field, _dtype in _VECTORS:
+    for _key, field in _VECTORS:
         a, b = getattr(expected, field), getattr(actual, field)
         if a.dtype != b.dtype or a.tobytes() != b.tobytes():
             differing.append(field)

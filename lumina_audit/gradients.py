@@ -27,19 +27,30 @@ from .model import LoadedModel
 from .pins import Pins, sdpa_context
 from .space import STATS, SignatureConfig
 
-__all__ = ["chunk_loss", "chunk_gradients", "normalise", "raw_vector", "tensor_stats"]
+__all__ = ["chunk_codes", "chunk_gradients", "chunk_loss", "codes_loss", "normalise", "raw_vector", "tensor_stats"]
+
+
+def chunk_codes(model: LoadedModel, chunk: torch.Tensor) -> torch.Tensor:
+    """EnCodec codes ``[1, K, T]`` of one chunk ``[S]`` float32, without gradient (spec 3.1)."""
+    with torch.no_grad():
+        codes, _scale = model.compression.encode(chunk.view(1, 1, -1))
+    result: torch.Tensor = codes
+    return result
 
 
 def chunk_loss(model: LoadedModel, chunk: torch.Tensor, boosts: Sequence[float]) -> torch.Tensor:
     """Boosted masked cross-entropy of one chunk ``[S]`` float32 (spec 3.1-3.4); a scalar."""
-    with torch.no_grad():
-        codes, _scale = model.compression.encode(chunk.view(1, 1, -1))  # codes [1, K, T]
+    return codes_loss(model, chunk_codes(model, chunk), boosts)
+
+
+def codes_loss(model: LoadedModel, codes: torch.Tensor, boosts: Sequence[float]) -> torch.Tensor:
+    """Boosted masked cross-entropy of codes ``[1, K, T]`` under null conditioning (spec 3.2-3.4)."""
     out = model.lm.compute_predictions(codes=codes, conditions=[], condition_tensors=dict(model.null_condition))
     valid = out.mask.bool()  # [1, K, T]
     n_valid = int(valid.sum())
     if n_valid == 0:
         raise SignatureError("a chunk has no valid position under the delay pattern")
-    total = torch.zeros((), dtype=torch.float32, device=chunk.device)
+    total = torch.zeros((), dtype=torch.float32, device=codes.device)
     for k, w in enumerate(boosts):
         sel = valid[0, k]  # [T]
         logits_k = out.logits[0, k][sel]  # [n_k, card]; NaN rows are never selected

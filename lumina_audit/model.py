@@ -22,9 +22,10 @@ import hashlib
 import os
 import threading
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ from torch import nn
 from .errors import ModelError
 from .space import MODEL_FILES, SignatureConfig
 
-__all__ = ["EXCLUDED_KEYS", "LoadedModel", "NullTextConditioner", "load_model", "sha256_model_files"]
+__all__ = ["EXCLUDED_KEYS", "LoadedModel", "NullTextConditioner", "hook_tensors", "load_model", "sha256_model_files"]
 
 #: State-dict keys allowed to be absent or unexpected. Empty: the stand-in
 #: conditioner carries ``output_proj`` like T5Conditioner, and T5's own weights
@@ -115,39 +116,44 @@ def sha256_model_files(directory: str | os.PathLike[str]) -> dict[str, str]:
     return out
 
 
-def _load_checked(path: Path, expected: str) -> dict[str, Any]:
-    """Steps 1 and 2: hash the open file, compare, then unpickle it weights-only."""
+def _open_checked(path: Path, expected: str) -> BinaryIO:
+    """Step 1: open the file and hash it; the caller unpickles from this same handle."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         raise ModelError(f"{path}: no such checkpoint file") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot open ({exc.strerror})") from None
-    with f:
-        before = os.fstat(f.fileno())
-        h = hashlib.sha256()
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-        actual = h.hexdigest()
-        if actual != expected:
-            raise ModelError(f"{path.name}: SHA-256 {actual} differs from the expected {expected}",
-                             hint="the checkpoint is not the one pinned; nothing was unpickled")
-        f.seek(0)
-        try:
-            pkg = torch.load(f, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refusal
-            raise ModelError(f"{path.name}: not a loadable weights-only checkpoint ({type(exc).__name__})") from None
-        after = os.fstat(f.fileno())
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    actual = h.hexdigest()
+    if actual != expected:
+        f.close()
+        raise ModelError(f"{path.name}: SHA-256 {actual} differs from the expected {expected}",
+                         hint="the checkpoint is not the one pinned; nothing was unpickled")
+    f.seek(0)
+    return f
+
+
+def _unpickle(f: BinaryIO, name: str) -> dict[str, Any]:
+    """Step 2: weights-only unpickling of an already verified open file."""
+    before = os.fstat(f.fileno())
+    try:
+        pkg = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling failure is a refusal
+        raise ModelError(f"{name}: not a loadable weights-only checkpoint ({type(exc).__name__})") from None
+    after = os.fstat(f.fileno())
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-        raise ModelError(f"{path.name}: changed while it was being loaded")
+        raise ModelError(f"{name}: changed while it was being loaded")
     if not isinstance(pkg, dict):
-        raise ModelError(f"{path.name}: not an audiocraft checkpoint (not a dict)")
+        raise ModelError(f"{name}: not an audiocraft checkpoint (not a dict)")
     if "pretrained" in pkg:
-        raise ModelError(f"{path.name}: refers to the hub model {pkg['pretrained']!r}; "
+        raise ModelError(f"{name}: refers to the hub model {pkg['pretrained']!r}; "
                          "only self-contained checkpoints are supported")
     for key in ("best_state", "xp.cfg"):
         if key not in pkg:
-            raise ModelError(f"{path.name}: not an audiocraft checkpoint (no {key!r})")
+            raise ModelError(f"{name}: not an audiocraft checkpoint (no {key!r})")
     return pkg
 
 
@@ -156,7 +162,7 @@ def _config(pkg: Mapping[str, Any], name: str, device: torch.device) -> Any:
 
     try:
         cfg = OmegaConf.create(pkg["xp.cfg"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelError(f"{name}: xp.cfg is not a valid config ({type(exc).__name__})") from None
     OmegaConf.set_struct(cfg, False)
     cfg.device = str(device)
@@ -201,14 +207,17 @@ def _build(compression_pkg: Mapping[str, Any], lm_pkg: Mapping[str, Any], device
             lm = builders.get_lm_model(lcfg)
     except ModelError:
         raise
-    except Exception as exc:  # noqa: BLE001 - audiocraft raises assorted errors on bad configs
+    except Exception as exc:
         raise ModelError(f"cannot build the model from xp.cfg ({type(exc).__name__}: {exc})") from None
     _load_state(compression, compression_pkg["best_state"], "compression_state_dict.bin")
     _load_state(lm, lm_pkg["best_state"], "state_dict.bin")
     return compression.float().eval(), lm.float().eval()
 
 
-def _hook(lm: Any, config: SignatureConfig) -> tuple[dict[str, tuple[nn.Parameter, ...]], dict[str, tuple[str, ...]]]:
+Hooked = tuple[dict[str, tuple[nn.Parameter, ...]], dict[str, tuple[str, ...]]]
+
+
+def hook_tensors(lm: Any, config: SignatureConfig) -> Hooked:
     """Step 4: find the hooked tensors; only they require grad."""
     for p in lm.parameters():
         p.requires_grad_(False)
@@ -244,8 +253,11 @@ def load_model(directory: str | os.PathLike[str], expected: Mapping[str, str], d
     missing = [n for n in MODEL_FILES if n not in expected]
     if missing:
         raise ModelError(f"no expected SHA-256 for {', '.join(missing)}")
-    compression_pkg = _load_checked(root / "compression_state_dict.bin", expected["compression_state_dict.bin"])
-    lm_pkg = _load_checked(root / "state_dict.bin", expected["state_dict.bin"])
+    with ExitStack() as stack:
+        # Every digest is checked before anything is unpickled.
+        handles = {n: stack.enter_context(_open_checked(root / n, expected[n])) for n in MODEL_FILES}
+        pkgs = {n: _unpickle(f, n) for n, f in handles.items()}
+    compression_pkg, lm_pkg = pkgs["compression_state_dict.bin"], pkgs["state_dict.bin"]
     compression, lm = _build(compression_pkg, lm_pkg, device)
     num_layers = len(lm.transformer.layers)
     if num_layers != 48:
@@ -258,7 +270,7 @@ def load_model(directory: str | os.PathLike[str], expected: Mapping[str, str], d
     compression, lm = compression.to(device), lm.to(device)
     for p in compression.parameters():
         p.requires_grad_(False)
-    hooked, names = _hook(lm, config)
+    hooked, names = hook_tensors(lm, config)
     null = {name: cond.null_condition(1, device) for name, cond in lm.condition_provider.conditioners.items()}
     return LoadedModel(
         directory=root, digests={k: expected[k] for k in MODEL_FILES}, lm=lm,

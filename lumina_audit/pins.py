@@ -153,7 +153,7 @@ def apply_torch_pins(pins: Pins) -> torch.device:
             torch.set_num_interop_threads(1)
         except RuntimeError:
             pass  # already started; inter-op threads do not split any reduction we use
-    torch.backends.mkldnn.enabled = pins.onednn
+    torch.backends.mkldnn.enabled = pins.onednn  # type: ignore[assignment]
     torch.use_deterministic_algorithms(True, warn_only=False)
     torch.backends.cudnn.deterministic = pins.cudnn_deterministic
     torch.backends.cudnn.benchmark = pins.cudnn_benchmark

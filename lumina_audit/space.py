@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import rfc8785
@@ -49,6 +51,29 @@ MODEL_FILES: tuple[str, ...] = ("state_dict.bin", "compression_state_dict.bin")
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
+#: The resampler of spec 1.3, the only one implemented.
+_RESAMPLER: dict[str, Any] = {
+    "function": "torchaudio.functional.resample",
+    "lowpass_filter_width": 6,
+    "rolloff": 0.99,
+    "resampling_method": "sinc_interp_hann",
+}
+
+
+def _check_resampler(r: Mapping[str, Any]) -> None:
+    """torchaudio's resampler with a pinned width, rolloff and window (spec 1.3)."""
+    if set(r) != set(_RESAMPLER) or r["function"] != _RESAMPLER["function"]:
+        raise ConfigError(f"resampler must have exactly the keys {sorted(_RESAMPLER)} and use "
+                          f"{_RESAMPLER['function']}")
+    width, rolloff, method = r["lowpass_filter_width"], r["rolloff"], r["resampling_method"]
+    if not (isinstance(width, int) and not isinstance(width, bool) and 1 <= width <= 64):
+        raise ConfigError(f"resampler lowpass_filter_width must be a whole number in 1..64, got {width!r}")
+    if not (isinstance(rolloff, float | int) and 0.5 <= rolloff <= 1.0):
+        raise ConfigError(f"resampler rolloff must lie in [0.5, 1.0], got {rolloff!r}")
+    if method not in ("sinc_interp_hann", "sinc_interp_kaiser"):
+        raise ConfigError(f"resampler resampling_method must be sinc_interp_hann or sinc_interp_kaiser, "
+                          f"got {method!r}")
+
 
 @dataclass(frozen=True)
 class SignatureConfig:
@@ -63,14 +88,7 @@ class SignatureConfig:
     chunk_seconds: float = 10.0
     min_chunk_seconds: float = 1.0
     sample_rate: int = 32000
-    resampler: Mapping[str, Any] = field(
-        default_factory=lambda: {
-            "function": "torchaudio.functional.resample",
-            "lowpass_filter_width": 6,
-            "rolloff": 0.99,
-            "resampling_method": "sinc_interp_hann",
-        }
-    )
+    resampler: Mapping[str, Any] = field(default_factory=lambda: dict(_RESAMPLER))
     #: Refusal limit of section 1.5; not part of the space (it changes no bits).
     max_seconds: float = 900.0
 
@@ -82,18 +100,23 @@ class SignatureConfig:
             raise ConfigError(f"tensors must be exactly {list(TENSORS)} for {METHOD}")
         if tuple(self.stats) != STATS:
             raise ConfigError(f"stats must be exactly {list(STATS)} for {METHOD}")
-        if len(self.codebook_boosts) != 4 or any(not (w > 0.0) for w in self.codebook_boosts):
-            raise ConfigError(f"codebook_boosts must be 4 positive numbers, got {list(self.codebook_boosts)}")
+        if len(self.codebook_boosts) != 4 or any(
+            not (isinstance(w, int | float) and 0.0 < w <= 1e6) for w in self.codebook_boosts
+        ):
+            raise ConfigError(f"codebook_boosts must be 4 numbers in (0, 1e6], got {list(self.codebook_boosts)}")
         if self.conditioning != "null":
             raise ConfigError(f"conditioning {self.conditioning!r} is not supported; only 'null' is")
-        if not (self.chunk_seconds > 0 and 0 < self.min_chunk_seconds <= self.chunk_seconds):
-            raise ConfigError("need 0 < min_chunk_seconds <= chunk_seconds")
+        if not (0 < self.min_chunk_seconds <= self.chunk_seconds <= 3600.0):
+            raise ConfigError("need 0 < min_chunk_seconds <= chunk_seconds <= 3600")
         if self.sample_rate != 32000:
             raise ConfigError(f"sample_rate must be 32000 (the EnCodec rate), got {self.sample_rate}")
-        if not (self.max_seconds >= self.chunk_seconds):
-            raise ConfigError("max_seconds must be at least chunk_seconds")
-        if self.chunk_samples * 1.0 != self.chunk_seconds * self.sample_rate:
+        if not (self.chunk_seconds <= self.max_seconds <= 86400.0):
+            raise ConfigError("max_seconds must lie between chunk_seconds and 86400")
+        samples = self.chunk_seconds * self.sample_rate
+        if abs(samples - round(samples)) > 1e-6:
             raise ConfigError("chunk_seconds * sample_rate must be a whole number of samples")
+        _check_resampler(self.resampler)
+        object.__setattr__(self, "resampler", MappingProxyType(dict(self.resampler)))
 
     @property
     def chunk_samples(self) -> int:
@@ -101,7 +124,8 @@ class SignatureConfig:
 
     @property
     def min_chunk_samples(self) -> int:
-        return int(round(self.min_chunk_seconds * self.sample_rate))
+        """Fewest samples a kept chunk has: a chunk is dropped when ``n / rate < min_chunk_seconds``."""
+        return math.ceil(self.min_chunk_seconds * self.sample_rate - 1e-6)
 
     @property
     def max_samples(self) -> int:
@@ -140,7 +164,11 @@ class SignatureSpace:
             if not _HEX64.match(value):
                 raise ConfigError(f"model digest of {name} is not 64 lowercase hex digits")
         doc = {"method": METHOD, "model": dict(model_digests), **config.as_json()}
-        return cls.from_canonical_json(rfc8785.dumps(doc))
+        try:
+            data = rfc8785.dumps(doc)
+        except rfc8785.CanonicalizationError as exc:
+            raise ConfigError(f"signature configuration cannot be canonicalised ({exc})") from None
+        return cls.from_canonical_json(data)
 
     @classmethod
     def from_canonical_json(cls, data: bytes) -> SignatureSpace:
@@ -151,7 +179,11 @@ class SignatureSpace:
             raise ConfigError(f"signature space is not JSON: {exc}") from None
         if not isinstance(doc, dict) or doc.get("method") != METHOD:
             raise ConfigError(f"signature space is not of method {METHOD}")
-        if rfc8785.dumps(doc) != data:
+        try:
+            canonical = rfc8785.dumps(doc)
+        except rfc8785.CanonicalizationError as exc:
+            raise ConfigError(f"signature space JSON is not RFC 8785 canonical ({exc})") from None
+        if canonical != data:
             raise ConfigError("signature space JSON is not RFC 8785 canonical")
         return cls(canonical_json=data, digest=hashlib.sha256(data).hexdigest())
 

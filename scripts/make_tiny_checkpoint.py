@@ -106,11 +106,11 @@ def seed_codebooks(compression: Any, torch: Any) -> None:
 
 
 def main(out: Path) -> None:
+    import audiocraft
     import torch
+    from audiocraft.models import builders
     from omegaconf import OmegaConf
 
-    import audiocraft
-    from audiocraft.models import builders
     from lumina_audit.model import NullTextConditioner
 
     torch.manual_seed(SEED)

@@ -64,6 +64,8 @@ def parse_digest_args(digest_file: Path | None, assignments: list[str]) -> dict[
         if not sep:
             raise ConfigError(f"--sha256 {item!r}: expected NAME=HEX")
         key, hexd = _check(name, value, "--sha256")
+        if out.get(key, hexd) != hexd:
+            raise ConfigError(f"--sha256 {key}: conflicts with another expected digest of {key}")
         out[key] = hexd
     missing = [n for n in MODEL_FILES if n not in out]
     if missing:

@@ -7,14 +7,18 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import AudioError
+from ..errors import AudioError, StoreError
 from ..pins import Pins
 from ..signature import Signature
 from ..space import SignatureConfig, SignatureSpace
 
-__all__ = ["Session"]
+if TYPE_CHECKING:
+    from ..audio import Audio
+    from ..store import StoreSummary
+
+__all__ = ["Session", "check_inputs", "load_all"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,29 +47,60 @@ class Session:
 
         return extract(path, self.model, self.config, self.pins, song_id)
 
-    def signatures(self, paths: Sequence[Path]) -> list[tuple[Path, Signature]]:
+    def signatures(self, paths: Sequence[Path], song_ids: Sequence[str] | None = None,
+                   audios: Sequence[Audio] | None = None) -> list[tuple[Path, Signature]]:
         """Decode and check every file first, then compute: a bad file stops the run before any work."""
-        from ..audio import load_audio
-        from ..extract import default_song_id, signature_of_audio
+        from ..extract import signature_of_audio
 
-        audios = [load_audio(p, self.config) for p in paths]
-        seen: dict[str, Path] = {}
-        for p in paths:
-            sid = default_song_id(p)
-            if sid in seen:
-                raise AudioError(f"{p}: song id {sid!r} is also that of {seen[sid]}")
-            seen[sid] = p
+        ids = check_inputs(paths, song_ids)
+        loaded = list(audios) if audios is not None else load_all(paths, self.config)
         progress = _progress()
-        out = []
-        for p, a in zip(paths, audios, strict=True):
-            out.append((p, signature_of_audio(a, self.model, self.config, self.pins, default_song_id(p),
-                                              on_chunk=progress(p.name))))
-        return out
+        return [(p, signature_of_audio(a, self.model, self.config, self.pins, sid, on_chunk=progress(p.name)))
+                for p, a, sid in zip(paths, loaded, ids, strict=True)]
+
+    def extract_to_store(self, paths: Sequence[Path], store: Path,
+                         song_ids: Sequence[str] | None = None) -> StoreSummary:
+        """Compute every signature, then write the store once, atomically.
+
+        Nothing is written unless every input decodes and every signature is
+        computed; the store refuses duplicates and another signature space.
+        """
+        from ..store import create_or_append, open_info
+
+        if store.exists():
+            info = open_info(store)  # refuse a foreign store before any work
+            if info.space.digest != self.space.digest:
+                raise StoreError(f"{store}: store is of signature space {info.space.digest}, "
+                                 f"this run of {self.space.digest}")
+        results = self.signatures(paths, song_ids)
+        return create_or_append(store, self.space, [s for _, s in results])
 
     def environment(self) -> dict[str, Any]:
         from ..environment import describe
 
         return describe(self.pins)
+
+
+def check_inputs(paths: Sequence[Path], song_ids: Sequence[str] | None) -> list[str]:
+    """Song ids (default: file stems), refusing duplicates and a length mismatch."""
+    from ..extract import default_song_id
+
+    ids = list(song_ids) if song_ids is not None else [default_song_id(p) for p in paths]
+    if len(ids) != len(paths):
+        raise AudioError(f"{len(paths)} files but {len(ids)} song ids")
+    seen: dict[str, Path] = {}
+    for p, sid in zip(paths, ids, strict=True):
+        if sid in seen:
+            raise AudioError(f"{p}: song id {sid!r} is also that of {seen[sid]}")
+        seen[sid] = p
+    return ids
+
+
+def load_all(paths: Sequence[Path], config: SignatureConfig) -> list[Audio]:
+    """Decode and check every file (needs the pins applied)."""
+    from ..audio import load_audio
+
+    return [load_audio(p, config) for p in paths]
 
 
 def _progress() -> Any:
