@@ -67,8 +67,9 @@ def run(session: Any, model: Any, wav: Path, full_backward: bool = False) -> dic
     audio = load_audio(wav, session.config)
     t["decode"] = time.perf_counter() - t0
     params = [*model.hooked["P"], *model.hooked["M"]]
-    if full_backward:
-        params = [p for p in model.lm.parameters()]
+    if full_backward:  # hooked first, then every other LM parameter
+        hooked_ids = {id(p) for p in params}
+        params += [p for p in model.lm.parameters() if id(p) not in hooked_ids]
         for p in params:
             p.requires_grad_(True)
     sums = [torch.zeros(p.shape, dtype=torch.float64, device=model.device) for p in params[:72]]
@@ -80,11 +81,13 @@ def run(session: Any, model: Any, wav: Path, full_backward: bool = False) -> dic
         sync()
         t1 = time.perf_counter()
         with sdpa_context(session.pins):
-            grads = torch.autograd.grad(codes_loss(model, codes, session.config.codebook_boosts), params)
+            loss = codes_loss(model, codes, session.config.codebook_boosts)
+            grads = torch.autograd.grad(loss, params, allow_unused=full_backward)
         sync()
         t2 = time.perf_counter()
-        for acc, g in zip(sums, grads[:72], strict=False):
-            acc.add_(g.to(torch.float64))
+        for acc, g in zip(sums, grads[:72], strict=True):
+            if g is not None:
+                acc.add_(g.to(torch.float64))
         sync()
         t["encodec"] += t1 - t0
         t["forward+backward"] += t2 - t1

@@ -22,7 +22,7 @@ import soundfile
 from .errors import AudioError
 from .space import SignatureConfig
 
-__all__ = ["MAX_FILE_BYTES", "Audio", "chunk_bounds", "load_audio", "sha256_file"]
+__all__ = ["MAX_FILE_BYTES", "Audio", "chunk_bounds", "load_audio"]
 
 #: Files larger than this are refused before they are read (resource exhaustion).
 MAX_FILE_BYTES = 2 * 1024**3
@@ -49,14 +49,6 @@ class Audio:
     source_subtype: str
     samples: npt.NDArray[np.float32]
     chunks: tuple[tuple[int, int], ...]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -18,7 +18,6 @@ numbered steps, each of which raises :class:`ModelError`:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
+from ._internal.hashing import sha256_path, sha256_stream
 from .errors import ModelError
 from .space import MODEL_FILES, SignatureConfig
 
@@ -105,14 +105,10 @@ def sha256_model_files(directory: str | os.PathLike[str]) -> dict[str, str]:
     out = {}
     for name in MODEL_FILES:
         path = Path(directory) / name
-        h = hashlib.sha256()
         try:
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+            out[name] = sha256_path(path)
         except OSError as exc:
             raise ModelError(f"{path}: cannot read ({exc.strerror})") from None
-        out[name] = h.hexdigest()
     return out
 
 
@@ -124,10 +120,7 @@ def _open_checked(path: Path, expected: str) -> BinaryIO:
         raise ModelError(f"{path}: no such checkpoint file") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot open ({exc.strerror})") from None
-    h = hashlib.sha256()
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-    actual = h.hexdigest()
+    actual = sha256_stream(f)
     if actual != expected:
         f.close()
         raise ModelError(f"{path.name}: SHA-256 {actual} differs from the expected {expected}",

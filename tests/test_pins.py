@@ -66,6 +66,8 @@ def test_invalid_pins_are_refused() -> None:
         Pins(tf32=True)
     with pytest.raises(ConfigError):
         Pins(device="tpu")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="deterministic"):
+        Pins(device="cuda", cuda_deterministic=False)
 
 
 def test_negative_control_thread_count_changes_bits(session: Any) -> None:
