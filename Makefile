@@ -22,8 +22,7 @@ $(STAMP): $(LOCKS)
 
 demo: venv
 	$(BIN)/lumina-audit golden check
-	$(BIN)/lumina-audit signature --model golden/models/tiny-musicgen \
-	    --digests golden/models/tiny-musicgen.sha256 golden/clips/b_mono48k_pcm24.wav
+	$(BIN)/python scripts/demo.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -108,14 +108,21 @@ def chunk_bounds(n_samples: int, config: SignatureConfig) -> tuple[tuple[int, in
     return tuple((s, n) for s, n in bounds if n >= keep)
 
 
-def load_audio(path: str | os.PathLike[str], config: SignatureConfig) -> Audio:
-    """Decode, mix, resample, hash and chunk one file (needs the pins applied)."""
+def load_audio(path: str | os.PathLike[str], config: SignatureConfig, expected_sha256: str | None = None) -> Audio:
+    """Decode, mix, resample, hash and chunk one file (needs the pins applied).
+
+    With ``expected_sha256`` the file's bytes must have that digest; it is
+    checked before they are decoded.
+    """
     import torch
     import torchaudio
 
     p = Path(path)
     data = _read_bytes(p)
     file_sha256 = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and file_sha256 != expected_sha256:
+        raise AudioError(f"{p}: SHA-256 {file_sha256} differs from the expected {expected_sha256}",
+                         hint="the input is not the file the manifest pins; nothing was decoded")
     pcm, rate, subtype = _decode(p, data, config)
     channels, frames = pcm.shape
     with torch.no_grad():

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from . import cli_evidence
 from .errors import ConfigError, LuminaError
 from .pins import Pins, reexec_if_needed
 
@@ -29,6 +30,12 @@ golden_app = typer.Typer(no_args_is_help=True, help="Check this installation aga
 model_app = typer.Typer(no_args_is_help=True, help="Inspect MusicGen checkpoint directories.")
 app.add_typer(golden_app, name="golden")
 app.add_typer(model_app, name="model")
+app.add_typer(cli_evidence.keys_app, name="keys")
+app.add_typer(cli_evidence.manifest_app, name="manifest")
+app.add_typer(cli_evidence.ledger_app, name="ledger")
+app.add_typer(cli_evidence.verify_app, name="verify")
+app.command("run", epilog="Example: lumina-audit run manifests/demo/extract.yaml --trust work/trust "
+            "--key work/keys/operator.key")(cli_evidence.run)
 
 NOT_EVIDENCE = ("NOT EVIDENCE: this output is for inspection and independent recomputation only. "
                 "Evidence comes from signed manifest runs recorded in a ledger.")
@@ -153,7 +160,19 @@ def model_digests(
 
 
 def _pins_from_argv(argv: list[str]) -> Pins:
-    """The pins a command will run under, read before torch can start."""
+    """The pins a command will run under, read before torch can start.
+
+    ``run MANIFEST`` runs under the manifest's pins (read, not yet verified: the run
+    verifies it after the re-execution and refuses it there if it is not valid).
+    """
+    positional = [a for a in argv if not a.startswith("-")]
+    if positional[:1] == ["run"] and len(positional) > 1:
+        from .manifest import load_manifest
+
+        try:
+            return load_manifest(positional[1]).pins()
+        except LuminaError:
+            return Pins()  # the command itself reports the problem
     values: dict[str, str] = {}
     for i, arg in enumerate(argv):
         for opt in ("--device", "--threads"):
@@ -176,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
         from ._internal.quiet import silence_libraries
 
         silence_libraries()
-        app(args=args, prog_name="lumina-audit", standalone_mode=False)
+        rc = app(args=args, prog_name="lumina-audit", standalone_mode=False)
+        if isinstance(rc, int) and rc != 0:  # a command's typer.Exit(code), returned in this mode
+            sys.exit(rc)
     except LuminaError as exc:
         _err(f"error: {exc.message}")
         if exc.hint:

@@ -69,7 +69,10 @@ class Envelope:
             self.payload_type.encode("utf-8")
         except UnicodeEncodeError:
             raise EnvelopeError("envelope payloadType is not valid Unicode") from None
-        sigs = tuple(DsseSignature(*s) for s in self.signatures)
+        try:
+            sigs = tuple(DsseSignature(*s) for s in self.signatures)
+        except TypeError:
+            raise EnvelopeError("envelope signatures must be (keyid, sig) pairs") from None
         for s in sigs:
             if not isinstance(s.keyid, str) or not _KEYID.match(s.keyid):
                 raise EnvelopeError(f"signature keyid {s.keyid!r} is not 64 lowercase hex digits")

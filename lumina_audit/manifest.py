@@ -148,7 +148,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
 
 # ---------------------------------------------------------------- models
 
-T = TypeVar("T")
+_Item = TypeVar("_Item")
 
 
 def _as_tuple(value: Any) -> Any:
@@ -156,7 +156,7 @@ def _as_tuple(value: Any) -> Any:
 
 
 #: A YAML list held as an immutable tuple (dumped as a JSON list).
-FrozenList = Annotated[tuple[T, ...], BeforeValidator(_as_tuple)]
+FrozenList = Annotated[tuple[_Item, ...], BeforeValidator(_as_tuple)]
 
 
 def _hex64(value: str) -> str:
@@ -402,14 +402,21 @@ class LoadedManifest:
 
     def inside(self, value: str, loc: Loc) -> Path:
         """``value`` under the manifest's folder, refusing anything that resolves outside it (symlinks too)."""
-        target = (self.base_dir / value).resolve()
-        if not target.is_relative_to(self.base_dir):
-            raise _error(self.path, self.lines, loc, f"{_where(loc)}: {value!r} resolves outside the manifest's folder")
+        try:
+            target = (self.base_dir / value).resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise _error(self.path, self.lines, loc, f"{_where(loc)}: {value!r} cannot be resolved ({exc})") from None
+        if target == self.base_dir or not target.is_relative_to(self.base_dir):
+            raise _error(self.path, self.lines, loc, f"{_where(loc)}: {value!r} resolves outside the manifest's folder"
+                         + (" (to the folder itself)" if target == self.base_dir else ""))
         return target
 
     def anywhere(self, value: str) -> Path:
         """A model or input path: absolute as given, relative to the manifest's folder otherwise."""
-        return (self.base_dir / value).resolve()
+        try:
+            return (self.base_dir / value).resolve()
+        except (OSError, RuntimeError) as exc:
+            raise ManifestError(f"{self.path}: {value!r} cannot be resolved ({exc})") from None
 
     @property
     def model_dir(self) -> Path:
@@ -483,8 +490,12 @@ def resolve_inputs(loaded: LoadedManifest) -> list[ResolvedInput]:
             if spec.song_id is not None or spec.sha256 is not None:
                 raise _error(loaded.path, loaded.lines, loc, f"{spec.path!r} is a folder; song_id and sha256 "
                              "are only allowed for files")
-            files = sorted((f for f in target.iterdir() if f.suffix.lower() in extensions and f.is_file()),
-                           key=lambda f: f.name)
+            try:
+                files = sorted((f for f in target.iterdir() if f.suffix.lower() in extensions and f.is_file()),
+                               key=lambda f: f.name)
+            except OSError as exc:
+                message = f"cannot list folder {spec.path!r} ({exc.strerror})"
+                raise _error(loaded.path, loaded.lines, loc, message) from None
             if not files:
                 raise _error(loaded.path, loaded.lines, loc, f"folder {spec.path!r} holds no file with an extension "
                              f"in {', '.join(m.input_extensions)}")
@@ -587,7 +598,8 @@ def verify_manifest(path: str | os.PathLike[str], trust: TrustStore, at: datetim
         raise fail(f"step 1: {exc.message}") from None
     sig = sig_path(path)
     if not sig.is_file():
-        raise fail(f"step 2: unsigned manifest: {sig} not found", hint=f"sign it: lumina-audit manifest sign {path}")
+        raise fail(f"step 2: unsigned manifest: {sig} not found",
+                   hint="have the manifest signed first; each signer adds a signature to the .sig file")
     try:
         envelope = _read_envelope(sig)
     except dsse.EnvelopeError as exc:

