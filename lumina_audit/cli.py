@@ -34,6 +34,7 @@ app.add_typer(cli_evidence.keys_app, name="keys")
 app.add_typer(cli_evidence.manifest_app, name="manifest")
 app.add_typer(cli_evidence.ledger_app, name="ledger")
 app.add_typer(cli_evidence.verify_app, name="verify")
+app.add_typer(cli_evidence.report_app, name="report")
 app.command("run", epilog="Example: lumina-audit run manifests/demo/extract.yaml --trust work/trust "
             "--key work/keys/operator.key")(cli_evidence.run)
 

@@ -18,7 +18,7 @@ import typer
 
 from .errors import ConfigError
 
-__all__ = ["keys_app", "ledger_app", "manifest_app", "run", "verify_app"]
+__all__ = ["keys_app", "ledger_app", "manifest_app", "report_app", "run", "verify_app"]
 
 keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 signing keys and key events.")
 manifest_app = typer.Typer(no_args_is_help=True, help="Sign and verify run manifests.")
@@ -386,3 +386,41 @@ def ledger_repair(
     _out(f"repaired {path}: removed {report.records_bytes_removed} torn byte(s) of records and "
          f"{report.checkpoints_bytes_removed} of checkpoints; {report.records} record(s), "
          f"{report.checkpoints} checkpoint(s)" + (" ; new checkpoint written" if report.checkpoint_added else ""))
+
+
+# ------------------------------------------------------------------ reports
+
+report_app = typer.Typer(no_args_is_help=True, help="Read attribution reports.")
+
+
+@report_app.command("show", epilog="Example: lumina-audit report show work/demo/out/reports/query.json")
+def report_show(
+    report: Annotated[Path, typer.Argument(help="Attribution report (JSON).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a report as a table per channel: share, similarity, z, above or below the threshold."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .reports import read_report
+
+    doc, digest = read_report(report)
+    if as_json:
+        _out(json.dumps(doc | {"sha256": digest}, indent=1))
+        return
+    console = Console(highlight=False)
+    q = doc["query"]
+    console.print(f"query {q['song_id']}  (file {q['file_sha256'][:16]}..., PCM {q['pcm_sha256'][:16]}...)")
+    console.print(f"report {digest}  ledger record {doc['ledger']['record']} of {doc['ledger']['origin']}")
+    names = {"P": "P (composition)", "M": "M (production)"}
+    for ch in ("P", "M"):
+        res = doc["channels"][ch]
+        cal = doc["calibration"]["channels"][ch]
+        table = Table(title=f"{names[ch]}: {res['verdict']}  (tau {cal['tau']:.4f} = mu {cal['mu']:.4f} + "
+                      f"{cal['k']:g} x sigma {cal['sigma']:.4f}; false-positive rate {cal['false_positive_rate']:.4f})")
+        for col in ("song", "share", "similarity", "z", ""):
+            table.add_column(col, justify="left" if col in ("song", "") else "right")
+        for e in res["entries"]:
+            table.add_row(e["song_id"], f"{e['share']:.4f}", f"{e['similarity']:.4f}", f"{e['z']:.2f}",
+                          "above threshold" if e["above_threshold"] else "below threshold")
+        console.print(table)

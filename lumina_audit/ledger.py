@@ -527,18 +527,28 @@ class Ledger:
         cps = self.checkpoints()
         return cps[-1] if cps else None
 
-    def append(self, kind: str, body: dict[str, Any], signer_key: Ed25519PrivateKey, principal: str,
-               now: datetime | None = None) -> Appended:
-        if not isinstance(kind, str) or not kind or not isinstance(body, dict):
+    def append(self, kind: str, body: dict[str, Any] | Callable[[int], dict[str, Any]],
+               signer_key: Ed25519PrivateKey, principal: str, now: datetime | None = None) -> Appended:
+        """Append one record and a checkpoint, under the writer lock.
+
+        ``body`` may be a function of the record's sequence number, called under the
+        lock: a run whose outputs must name their own ledger position writes them there.
+        If it raises, nothing is appended.
+        """
+        if not isinstance(kind, str) or not kind or not (isinstance(body, dict) or callable(body)):
             raise LedgerError("a record needs a non-empty kind and an object body")
         if not _PRINCIPAL.fullmatch(principal):
             raise LedgerError(f"principal {principal!r} must match [A-Za-z0-9._@-]{{1,128}}")
-        if (problem := _key_event_error(kind, body)) is not None:
+        if isinstance(body, dict) and (problem := _key_event_error(kind, body)) is not None:
             raise LedgerError(problem)
         if now is not None and now.tzinfo is None:
             raise LedgerError("the record time must carry a time zone")
         with _lock(self.path, exclusive=True):
             records, _ = self._load(allow_torn=False, full=False)
+            if callable(body):
+                body = body(len(records))
+                if not isinstance(body, dict) or (problem := _key_event_error(kind, body)) is not None:
+                    raise LedgerError(problem or "the body function must return an object")
             when = datetime.now(UTC) if now is None else now.astimezone(UTC)
             if records and when < records[-1].time:
                 raise LedgerError(f"time {_format_time(when)} is before the last record's; the clock went back")

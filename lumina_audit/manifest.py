@@ -40,7 +40,8 @@ from .space import METHOD, STATS, TENSORS, SignatureConfig
 from .trust import TrustEntry, TrustStore
 
 __all__ = [
-    "DEFAULT_INPUT_EXTENSIONS", "KINDS", "NAMESPACE", "PAYLOAD_TYPE", "SEED", "ExtractManifest", "LoadedManifest",
+    "DEFAULT_INPUT_EXTENSIONS", "KINDS", "NAMESPACE", "PAYLOAD_TYPE", "SEED", "AttributeManifest",
+    "CalibrateManifest", "ExtractManifest", "FileRef", "LoadedManifest",
     "Manifest", "ManifestError", "ResolvedInput", "VerifiedManifest", "load_manifest", "resolve_inputs",
     "sig_path", "sign_manifest", "verify_manifest",
 ]
@@ -332,16 +333,72 @@ class Outputs(_Model):
     store: InsidePath
 
 
+Extensions = FrozenList[Annotated[str, AfterValidator(_extension)]]
+
+
 class ExtractManifest(_ManifestBase):
+    """Audio files -> a new signature store."""
+
     kind: Literal["Extract"]
     inputs: Annotated[FrozenList[InputSpec], Field(min_length=1)]
-    input_extensions: FrozenList[Annotated[str, AfterValidator(_extension)]] = DEFAULT_INPUT_EXTENSIONS
+    input_extensions: Extensions = DEFAULT_INPUT_EXTENSIONS
     outputs: Outputs
 
 
-#: Every kind of manifest; a later kind joins this union (``ExtractManifest | CalibrateManifest``) and KINDS.
-Manifest: TypeAlias = ExtractManifest
-KINDS: tuple[str, ...] = ("Extract",)
+class FileRef(_Model):
+    """An existing file this run reads (a store, a calibration), optionally pinned by digest."""
+
+    path: PathText
+    sha256: Hex64 | None = None
+
+
+class CalibrationSettings(_Model):
+    """Constants of attribution-v1 section 1."""
+
+    method: Literal["lumina-attribution-v1"] = "lumina-attribution-v1"
+    k: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 3.0
+    min_controls: Annotated[int, Field(ge=2, le=100000)] = 10
+
+
+class CalibrateOutputs(_Model):
+    calibration: InsidePath
+
+
+class CalibrateManifest(_ManifestBase):
+    """A catalog store + control tracks known not to be in training -> a calibration file."""
+
+    kind: Literal["Calibrate"]
+    catalog: FileRef
+    controls: Annotated[FrozenList[InputSpec], Field(min_length=1)]
+    input_extensions: Extensions = DEFAULT_INPUT_EXTENSIONS
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    outputs: CalibrateOutputs
+
+
+class AttributionSettings(_Model):
+    method: Literal["lumina-attribution-v1"] = "lumina-attribution-v1"
+    top_k: Annotated[int, Field(ge=1, le=10000)] = 10
+
+
+class AttributeOutputs(_Model):
+    reports: InsidePath  #: a folder; one report per query, named after its song id
+
+
+class AttributeManifest(_ManifestBase):
+    """Query audio + a catalog store + its calibration -> one attribution report per query."""
+
+    kind: Literal["Attribute"]
+    queries: Annotated[FrozenList[InputSpec], Field(min_length=1)]
+    input_extensions: Extensions = DEFAULT_INPUT_EXTENSIONS
+    catalog: FileRef
+    calibration: FileRef
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
+    outputs: AttributeOutputs
+
+
+#: Every kind of manifest.
+Manifest: TypeAlias = ExtractManifest | CalibrateManifest | AttributeManifest
+KINDS: tuple[str, ...] = ("Extract", "Calibrate", "Attribute")
 _ADAPTER: TypeAdapter[Manifest] = TypeAdapter(Annotated[Manifest, Field(discriminator="kind")])
 
 
@@ -427,13 +484,20 @@ class LoadedManifest:
         return self.inside(self.manifest.ledger, ("ledger",))
 
     @property
+    def outputs(self) -> dict[str, Path]:
+        """Every output of this kind by name (``store``, ``calibration``, ``reports``), checked to stay inside."""
+        return {name: self.inside(value, ("outputs", name))
+                for name, value in self.manifest.outputs.model_dump().items()}
+
+    @property
     def store_path(self) -> Path:
-        return self.inside(self.manifest.outputs.store, ("outputs", "store"))
+        """The output store of an Extract manifest."""
+        return self.outputs["store"]
 
     def check_paths(self) -> None:
         """Refuse outputs or a ledger that resolve outside the manifest's folder (done at load, and at each use)."""
         self.inside(self.manifest.ledger, ("ledger",))
-        self.inside(self.manifest.outputs.store, ("outputs", "store"))
+        _ = self.outputs
 
     def config(self) -> SignatureConfig:
         return self.manifest.signature.to_config()
@@ -481,10 +545,12 @@ def resolve_inputs(loaded: LoadedManifest) -> list[ResolvedInput]:
     A file's song id is the manifest's ``song_id`` or the file name without its extension.
     """
     m = loaded.manifest
+    field_name = {"Extract": "inputs", "Calibrate": "controls", "Attribute": "queries"}[m.kind]
+    specs: tuple[InputSpec, ...] = getattr(m, field_name)
     extensions = {e.lower() for e in m.input_extensions}
     result: list[ResolvedInput] = []
-    for i, spec in enumerate(m.inputs):
-        loc: Loc = ("inputs", i, "path")
+    for i, spec in enumerate(specs):
+        loc: Loc = (field_name, i, "path")
         target = loaded.anywhere(spec.path)
         if target.is_dir():
             if spec.song_id is not None or spec.sha256 is not None:

@@ -36,11 +36,13 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "SignatureStore",
+    "StoreIndex",
     "StoreInfo",
     "StoreSummary",
     "create_or_append",
     "iter_blocks",
     "open_info",
+    "read_index",
     "read_store",
 ]
 
@@ -206,6 +208,26 @@ def open_info(path: StrPath) -> StoreInfo:
     target = Path(path)
     with _open(target) as f:
         return _header(f, target)
+
+
+@dataclass(frozen=True)
+class StoreIndex:
+    """The header and the per-song metadata of a store, without its vectors."""
+
+    info: StoreInfo
+    song_ids: tuple[str, ...]
+    file_sha256: tuple[str, ...]
+    pcm_sha256: tuple[str, ...]
+    chunks: tuple[int, ...]
+
+
+def read_index(path: StrPath) -> StoreIndex:
+    """Header, song ids, hashes and chunk counts (checked), no vectors: cheap for large catalogs."""
+    target = Path(path)
+    with _open(target) as f:
+        info = _header(f, target)
+        ids, files, pcms, chunks = _read_meta(f, target, info.count)
+    return StoreIndex(info, tuple(ids), tuple(files), tuple(pcms), tuple(chunks))
 
 
 def read_store(path: StrPath) -> SignatureStore:

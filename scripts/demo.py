@@ -1,9 +1,13 @@
-"""The README's first command: the evidence chain on the embedded tiny checkpoint.
+"""The README's first command: the whole chain on the embedded tiny checkpoint.
 
-Everything happens in ``work/demo/`` (made afresh each time, fresh demo keys): keys and a
-trust file, the demo manifest signed by an operator and a reviewer, ``lumina-audit run``,
-``verify ledger`` (also against a checkpoint kept outside the ledger), an inclusion proof
-verified offline. Each step is the command a user would type; it is printed before it runs.
+Everything happens in ``work/demo/`` (made afresh each time, with fresh demo keys):
+a synthetic catalog of 30 songs (20-40 s, distinct melodies and timbres, from the
+committed generator), 10 control tracks, queries (one made from parts of two catalog
+songs, one a FLAC copy of a catalog song); keys and a trust file; the manifests of
+``manifests/demo/`` signed by an operator and a reviewer; ``run`` Extract, Calibrate,
+Attribute; ``verify ledger`` (also against a checkpoint kept outside the ledger); an
+inclusion proof verified offline; the verdict table. Each step is the command a user
+would type, printed before it runs.
 """
 
 from __future__ import annotations
@@ -12,34 +16,64 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "work" / "demo"
 CLI = [str(Path(sys.executable).with_name("lumina-audit"))]
+SEED = 422024
 
 
 def step(*args: str, into: str | None = None) -> str:
     """Run one command in WORK and print it; with ``into``, save its output there instead of printing it."""
     print(f"\n$ lumina-audit {shlex.join(args)}" + (f" > {into}" if into else ""), flush=True)
-    out = subprocess.run([*CLI, *args], cwd=WORK, text=True, capture_output=True, check=False)
+    out = subprocess.run([*CLI, *args], cwd=WORK, text=True, stdout=subprocess.PIPE, check=False)
     if into:
         (WORK / into).write_text(out.stdout)
     else:
         sys.stdout.write(out.stdout)
-    sys.stderr.write(out.stderr)
     if out.returncode != 0:
         raise SystemExit(f"demo step failed with exit code {out.returncode}")
     return out.stdout
 
 
+def make_audio() -> None:
+    import soundfile
+
+    from lumina_audit._internal.synth import SongSpec, render, splice, write_wav
+
+    audio = WORK / "audio"
+    for sub in ("catalog", "controls", "queries"):
+        (audio / sub).mkdir(parents=True)
+    songs = {}
+    for i in range(30):
+        rate, channels = ((44100, 2), (32000, 1), (48000, 2))[i % 3]
+        x = render(SongSpec(seed=SEED + 1000 + i, seconds=20.0 + (i * 7) % 21, sample_rate=rate, channels=channels))
+        write_wav(audio / "catalog" / f"song{i:02d}.wav", x, rate, 16)
+        songs[i] = (x, rate)
+    for i in range(10):
+        x = render(SongSpec(seed=SEED + 5000 + i, seconds=20.0 + (i * 5) % 11, sample_rate=44100, channels=2))
+        write_wav(audio / "controls" / f"control{i:02d}.wav", x, 44100, 16)
+    (a, rate_a), (b, rate_b) = songs[6], songs[15]  # both 44.1 kHz stereo, 20 s
+    query = splice(a, b, a_stop=12 * rate_a, b_start=6 * rate_b, b_stop=18 * rate_b, fade=rate_a // 2)
+    write_wav(audio / "queries" / "query-song06-song15.wav", query, rate_a, 16)
+    data, rate = soundfile.read(audio / "catalog" / "song03.wav", dtype="int16")
+    soundfile.write(audio / "queries" / "flac-copy-of-song03.flac", data, rate, subtype="PCM_16", format="FLAC")
+    print(f"made 30 catalog songs, 10 controls and 2 queries in {audio}")
+
+
 def main() -> None:
+    started = time.monotonic()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    digests = "".join(f"    {name}: {value}\n" for value, name in
-                      (line.split() for line in (ROOT / "golden/models/tiny-musicgen.sha256").read_text().splitlines()))
-    template = (ROOT / "manifests/demo/extract.yaml").read_text()
-    (WORK / "extract.yaml").write_text(template.replace("{repo}", str(ROOT)).replace("{digests}\n", digests))
+    make_audio()
+    lines = (ROOT / "golden/models/tiny-musicgen.sha256").read_text().splitlines()
+    digests = "".join(f"    {name}: {value}\n" for value, name in (line.split() for line in lines))
+    for kind in ("extract", "calibrate", "attribute"):
+        text = (ROOT / f"manifests/demo/{kind}.yaml").read_text()
+        model = str(ROOT / "golden/models/tiny-musicgen")
+        (WORK / f"{kind}.yaml").write_text(text.replace("{model}", model).replace("{digests}\n", digests))
     trust = []
     for who, principal, ns in (("operator", "operator@demo", ["lumina-audit/manifest", "lumina-audit/ledger"]),
                                ("reviewer", "reviewer@demo", ["lumina-audit/manifest"])):
@@ -47,18 +81,29 @@ def main() -> None:
                    *[a for n in ns for a in ("--namespace", n)])
         trust.append(out.strip().splitlines()[-1])
     (WORK / "trust").write_text("\n".join(trust) + "\n")
-    print(f"\n(wrote trust file {WORK / 'trust'})")
-    step("manifest", "sign", "extract.yaml", "--key", "keys/operator.key")
-    step("manifest", "sign", "extract.yaml", "--key", "keys/reviewer.key")
-    step("manifest", "verify", "extract.yaml", "--trust", "trust")
-    step("run", "extract.yaml", "--trust", "trust", "--key", "keys/operator.key")
+    print(f"\n(wrote the trust file {WORK / 'trust'})")
+    for kind in ("extract", "calibrate", "attribute"):
+        step("manifest", "sign", f"{kind}.yaml", "--key", "keys/operator.key")
+        step("manifest", "sign", f"{kind}.yaml", "--key", "keys/reviewer.key")
+        step("manifest", "verify", f"{kind}.yaml", "--trust", "trust")
+        step("run", f"{kind}.yaml", "--trust", "trust", "--key", "keys/operator.key")
     step("ledger", "show", "ledger")
     step("ledger", "checkpoint", "ledger", into="checkpoint.txt")
-    step("ledger", "prove", "0", "--ledger", "ledger", into="proof-0.json")
-    step("verify", "proof", "proof-0.json", "--trust", "trust")
+    step("ledger", "prove", "2", "--ledger", "ledger", into="proof-2.json")
+    step("verify", "proof", "proof-2.json", "--trust", "trust")
     step("verify", "ledger", "ledger", "--trust", "trust", "--checkpoint", "checkpoint.txt")
-    print(f"\nDemo outputs in {WORK}: keys/, trust, extract.yaml and its .sig, out/catalog.h5, ledger/, "
-          "checkpoint.txt (keep it elsewhere: it catches truncation), proof-0.json")
+    for report in sorted((WORK / "out" / "reports").glob("*.json")):
+        step("report", "show", str(report.relative_to(WORK)))
+    print(f"\nDone in {time.monotonic() - started:.0f} s. Everything is in {WORK}:")
+    for name, what in (("audio/", "the synthetic catalog, controls and queries"),
+                       ("keys/, trust", "the demo keys (throwaway) and the trust file"),
+                       ("*.yaml, *.yaml.sig", "the three manifests and their signatures"),
+                       ("out/catalog.h5", "the signature store"), ("out/calibration.json", "the noise floor"),
+                       ("out/reports/", "one attribution report per query"),
+                       ("ledger/", "the signed, hash-chained ledger of the three runs"),
+                       ("checkpoint.txt", "its latest checkpoint: keep copies elsewhere"),
+                       ("proof-2.json", "the inclusion proof of the attribution run")):
+        print(f"  {name:<22} {what}")
 
 
 if __name__ == "__main__":
