@@ -276,25 +276,29 @@ class SignatureSettings(_Model):
             raise _config_error(exc, "signature settings", "signature", fields) from None
 
 
+#: The defaults of a manifest's pins are those of :class:`Pins`, read from one place.
+_PINS = Pins()
+
+
 class CudaPins(_Model):
-    deterministic_algorithms: bool = True
-    cublas_workspace_config: str = ":4096:8"
-    cudnn_deterministic: bool = True
-    cudnn_benchmark: bool = False
-    tf32: bool = False
+    deterministic_algorithms: bool = _PINS.cuda_deterministic
+    cublas_workspace_config: str = _PINS.cublas_workspace_config
+    cudnn_deterministic: bool = _PINS.cudnn_deterministic
+    cudnn_benchmark: bool = _PINS.cudnn_benchmark
+    tf32: bool = _PINS.tf32
 
 
 class PinsSettings(_Model):
     """Every field of :class:`~lumina_audit.pins.Pins`, with its defaults (CUDA ones nested)."""
 
-    device: Literal["cpu", "cuda"] = "cpu"
-    dtype: Literal["float32"] = "float32"
-    threads: int = 1
-    aten_cpu_capability: str | None = "avx2"
-    onednn_max_cpu_isa: str | None = "AVX2"
-    mkl_cbwr: str | None = None
-    onednn: bool = True
-    sdpa_backend: Literal["math"] = "math"
+    device: Literal["cpu", "cuda"] = _PINS.device
+    dtype: Literal["float32"] = _PINS.dtype
+    threads: int = _PINS.threads
+    aten_cpu_capability: str | None = _PINS.aten_cpu_capability
+    onednn_max_cpu_isa: str | None = _PINS.onednn_max_cpu_isa
+    mkl_cbwr: str | None = _PINS.mkl_cbwr
+    onednn: bool = _PINS.onednn
+    sdpa_backend: Literal["math"] = _PINS.sdpa_backend
     cuda: CudaPins = Field(default_factory=CudaPins)
 
     def to_pins(self) -> Pins:
