@@ -125,3 +125,28 @@ def test_golden_check_mismatch_exits_1_and_names_the_environment(tmp_path: Path)
     assert out.returncode == 1, out.stderr
     assert "DIFFERS in m " in out.stdout and "0/1 clips bitwise equal" in out.stdout
     assert "versions.torch: '2.10.0' -> '2.11.0'" in out.stdout
+
+
+def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in getattr(group, "commands", {}).items():
+        if getattr(cmd, "commands", None):
+            out += _commands(cmd, (*prefix, name))
+        else:
+            out.append((*prefix, name))
+    return out
+
+
+def test_every_command_of_the_app_has_an_example_in_its_help() -> None:
+    import typer.main
+    from typer.testing import CliRunner
+
+    from lumina_audit.cli import app
+
+    commands = _commands(typer.main.get_command(app))
+    assert len(commands) >= 17, commands
+    runner = CliRunner()
+    for command in commands:
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+        assert "Example: lumina-audit" in result.output, command
