@@ -15,6 +15,11 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# No per-example deadline: CI runs on a loaded 2-core machine; the example counts stay as each test sets them.
+settings.register_profile("lumina", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("lumina")
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "golden"
