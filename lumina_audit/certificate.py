@@ -24,10 +24,12 @@ checks a signed certificate in numbered steps that raise :class:`CertificateErro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ __all__ = [
     "CertificateReport",
     "REPORT_ATTACHMENT",
     "PROOF_ATTACHMENT",
+    "read_attachments",
     "render_certificate",
     "render_html",
     "sign_certificate",
@@ -120,6 +123,26 @@ def _context(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str, A
     }
 
 
+@contextlib.contextmanager
+def _source_date_epoch(when: datetime) -> Iterator[None]:
+    """Pin ``SOURCE_DATE_EPOCH`` while rendering.
+
+    fontTools, which weasyprint uses to subset fonts, stamps each subset's ``head.modified``
+    with the current time unless this variable is set; it is read from the process
+    environment, so this is not thread-safe (two renders at once may see each other's value,
+    which only changes a font timestamp, never the content).
+    """
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(when.timestamp()))
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+
+
 def render_html(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str, Any], *,
                 issued_at: datetime) -> str:
     """The certificate's HTML (autoescaped Jinja2)."""
@@ -136,7 +159,7 @@ def render_html(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str
 def render_certificate(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str, Any], *,
                        issued_at: datetime) -> bytes:
     """An unsigned PDF/A-3b certificate; the same inputs give the same bytes."""
-    from weasyprint import CSS, HTML, Attachment
+    from weasyprint import CSS, HTML, Attachment  # type: ignore[import-untyped]
 
     if issued_at.tzinfo is None:
         raise CertificateError("issued_at must carry a time zone")
@@ -152,8 +175,9 @@ def render_certificate(report_doc: dict[str, Any], report_bytes: bytes, proof: d
     identifier = hashlib.sha256(report_bytes + b"\0" + proof_bytes).hexdigest()[:32].encode()
     css = TEMPLATES / STYLESHEET
     doc = HTML(string=html, base_url=str(TEMPLATES))
-    pdf = doc.write_pdf(stylesheets=[CSS(filename=str(css))] if css.exists() else None,
-                        attachments=attachments, pdf_variant="pdf/a-3b", pdf_identifier=identifier)
+    with _source_date_epoch(issued_at):
+        pdf = doc.write_pdf(stylesheets=[CSS(filename=str(css))] if css.exists() else None,
+                            attachments=attachments, pdf_variant="pdf/a-3b", pdf_identifier=identifier)
     if not isinstance(pdf, bytes):
         raise CertificateError("weasyprint returned no PDF")
     return pdf
@@ -174,12 +198,12 @@ def sign_certificate(pdf: bytes, key_pem: bytes, cert_pem: bytes, chain_pem: Seq
         key = load_private_key_from_pemder_data(key_pem, passphrase=passphrase)
         certs = list(load_certs_from_pemder_data(cert_pem))
         chain = [c for data in chain_pem for c in load_certs_from_pemder_data(data)]
-    except Exception as exc:  # noqa: BLE001 - pyHanko/asn1crypto raise many kinds
+    except Exception as exc:
         raise CertificateError(f"cannot load the signing key or certificates ({exc})") from None
     if len(certs) != 1:
         raise CertificateError(f"cert_pem must hold exactly one certificate, not {len(certs)}")
     signer = signers.SimpleSigner(signing_cert=certs[0], signing_key=key,
-                                  cert_registry=SimpleCertificateStore.from_certs(chain))
+                                  cert_registry=SimpleCertificateStore.from_certs(chain))  # type: ignore[no-untyped-call]
     meta = signers.PdfSignatureMetadata(field_name="LuminaCertificate", subfilter=fields.SigSeedSubFilter.PADES,
                                         reason="lumina-audit attribution certificate")
     tsa = timestamps.HTTPTimeStamper(timestamp_url) if timestamp_url else None
@@ -187,7 +211,7 @@ def sign_certificate(pdf: bytes, key_pem: bytes, cert_pem: bytes, chain_pem: Seq
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
         signers.PdfSigner(meta, signer=signer, timestamper=tsa).sign_pdf(writer, output=out)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CertificateError(f"cannot sign the certificate ({exc})") from None
     return out.getvalue()
 
@@ -195,7 +219,7 @@ def sign_certificate(pdf: bytes, key_pem: bytes, cert_pem: bytes, chain_pem: Seq
 # --------------------------------------------------------------------------- verification
 
 
-def _attachments(reader: Any) -> dict[str, bytes]:
+def read_attachments(reader: Any) -> dict[str, bytes]:
     """Embedded files by name, from the document's EmbeddedFiles name tree."""
     found: dict[str, bytes] = {}
 
@@ -230,23 +254,24 @@ def verify_certificate(pdf: bytes, *, trust_roots_pem: Sequence[bytes], ledger_t
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         sigs = reader.embedded_signatures
-    except Exception as exc:  # noqa: BLE001 - a damaged file can fail anywhere in the parser
+    except Exception as exc:
         raise CertificateError(f"step 1: not a readable PDF ({exc})") from None
     if len(sigs) != 1:
         raise CertificateError(f"step 1: expected exactly one signature, found {len(sigs)}")
     try:
         roots = [c for data in trust_roots_pem for c in load_certs_from_pemder_data(data)]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CertificateError(f"step 2: cannot load the trusted roots ({exc})") from None
     try:
         vc = ValidationContext(trust_roots=roots, allow_fetching=False)
         status = validate_pdf_signature(sigs[0], signer_validation_context=vc)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CertificateError(f"step 1: the signature cannot be validated ({exc})") from None
     if not (status.intact and status.valid):
         raise CertificateError("step 1: the signature does not verify (the signed bytes were changed)")
     if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
-        raise CertificateError(f"step 1: the signature does not cover the whole file ({status.coverage.name}); "
+        level = getattr(status.coverage, "name", "UNCLEAR")
+        raise CertificateError(f"step 1: the signature does not cover the whole file ({level}); "
                                "something was appended after signing")
     # Step 2: the signer chains to a trusted root.
     if not status.trusted:
@@ -254,10 +279,10 @@ def verify_certificate(pdf: bytes, *, trust_roots_pem: Sequence[bytes], ledger_t
     cert = status.signing_cert
     # Step 3: the attached report is the one the proven ledger record lists.
     try:
-        files = _attachments(reader)
+        files = read_attachments(reader)
     except CertificateError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CertificateError(f"step 3: cannot read the attachments ({exc})") from None
     for name in (REPORT_ATTACHMENT, PROOF_ATTACHMENT):
         if name not in files:

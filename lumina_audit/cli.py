@@ -35,6 +35,8 @@ app.add_typer(cli_evidence.manifest_app, name="manifest")
 app.add_typer(cli_evidence.ledger_app, name="ledger")
 app.add_typer(cli_evidence.verify_app, name="verify")
 app.add_typer(cli_evidence.report_app, name="report")
+app.add_typer(cli_evidence.certificate_app, name="certificate")
+app.add_typer(cli_evidence.pki_app, name="pki")
 app.command("run", epilog="Example: lumina-audit run manifests/demo/extract.yaml --trust work/trust "
             "--key work/keys/operator.key")(cli_evidence.run)
 

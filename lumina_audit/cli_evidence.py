@@ -18,7 +18,7 @@ import typer
 
 from .errors import ConfigError
 
-__all__ = ["keys_app", "ledger_app", "manifest_app", "report_app", "run", "verify_app"]
+__all__ = ["certificate_app", "keys_app", "ledger_app", "manifest_app", "pki_app", "report_app", "run", "verify_app"]
 
 keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 signing keys and key events.")
 manifest_app = typer.Typer(no_args_is_help=True, help="Sign and verify run manifests.")
@@ -424,3 +424,89 @@ def report_show(
             table.add_row(e["song_id"], f"{e['share']:.4f}", f"{e['similarity']:.4f}", f"{e['z']:.2f}",
                           "above threshold" if e["above_threshold"] else "below threshold")
         console.print(table)
+
+
+# ------------------------------------------------------------------ certificates
+
+certificate_app = typer.Typer(no_args_is_help=True, help="Issue signed PDF attribution certificates.")
+pki_app = typer.Typer(no_args_is_help=True, help="A throwaway X.509 PKI for tests and demos (never trusted).")
+
+
+@pki_app.command("throwaway", epilog="Example: lumina-audit pki throwaway --out work/pki")
+def pki_throwaway(
+    out: Annotated[Path, typer.Option(help="Folder for root.pem, signer.key (0600) and signer.pem.")],
+    rsa: Annotated[bool, typer.Option(help="RSA 2048 instead of ECDSA P-256.")] = False,
+) -> None:
+    """Make a throwaway root CA and document-signing certificate (demos and tests only)."""
+    from .pki import write_throwaway_pki
+
+    paths = write_throwaway_pki(out, "rsa" if rsa else "ec")
+    _out(f"wrote {paths['root']}, {paths['key']}, {paths['cert']} (throwaway: trust it only for a demo)")
+
+
+@certificate_app.command("issue", epilog="Example: lumina-audit certificate issue out/reports/q.json --ledger ledger "
+                         "--trust trust --key keys/operator.key --signer-key pki/signer.key "
+                         "--signer-cert pki/signer.pem --out out/q.pdf")
+def certificate_issue(
+    report: Annotated[Path, typer.Argument(help="Attribution report (JSON) recorded in the ledger.")],
+    ledger: Annotated[Path, typer.Option(help="Ledger directory that recorded the report.")],
+    trust: TrustOpt,
+    key: Annotated[Path, typer.Option("--key", help="Operator key that signs the ledger record.")],
+    signer_key: Annotated[Path, typer.Option(help="PEM private key of the X.509 document signer.")],
+    signer_cert: Annotated[Path, typer.Option(help="PEM certificate of the document signer.")],
+    out: Annotated[Path, typer.Option(help="Signed PDF to write (never overwritten).")],
+    chain: Annotated[list[Path], typer.Option(help="Intermediate certificates (PEM); repeatable.")] = [],  # noqa: B006
+    timestamp_url: Annotated[str | None, typer.Option(help="RFC 3161 timestamp authority (PAdES B-T).")] = None,
+    passphrase_env: PassEnvOpt = None,
+) -> None:
+    """Render the report as a PDF/A-3b certificate, sign it (PAdES), record the issuance in the ledger."""
+    from .certify import issue_certificate
+    from .keys import key_id
+    from .ledger import NAMESPACE
+
+    operator = _private_key(key, passphrase_env)
+    entry = _trust(trust).authorise(key_id(operator.public_key()), NAMESPACE, datetime.now(UTC))
+    issued = issue_certificate(report, ledger, out, operator_key=operator, principal=entry.principal,
+                               signer_key_pem=signer_key.read_bytes(), signer_cert_pem=signer_cert.read_bytes(),
+                               chain_pem=tuple(p.read_bytes() for p in chain), timestamp_url=timestamp_url)
+    _out(f"issued {issued.path} (signed PDF SHA-256 {issued.signed_sha256}), recorded as ledger record {issued.seq}")
+
+
+@verify_app.command("certificate", epilog="Example: lumina-audit verify certificate out/q.pdf --roots pki/root.pem "
+                    "--trust trust --ledger ledger --rerender")
+def verify_certificate_cmd(
+    pdf: Annotated[Path, typer.Argument(help="Signed certificate (PDF).")],
+    roots: Annotated[list[Path], typer.Option(help="Trusted root certificates (PEM); repeatable.")],
+    trust: TrustOpt,
+    ledger: Annotated[Path | None, typer.Option(help="Also check the certificate's checkpoint against this "
+                                                "ledger.")] = None,
+    rerender: Annotated[bool, typer.Option(help="Also check that a fresh rendering equals the signed "
+                                           "revision.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a certificate offline, step by step (exit 0 valid, 1 invalid)."""
+    from .certificate import verify_certificate
+    from .certify import check_against_ledger, rerender_matches
+
+    data = pdf.read_bytes()
+    ledger_trust = _trust(trust)
+    report = verify_certificate(data, trust_roots_pem=[p.read_bytes() for p in roots], ledger_trust=ledger_trust)
+    if ledger is not None:
+        check_against_ledger(data, ledger, ledger_trust)
+    if rerender:
+        rerender_matches(data)
+    doc = {"valid": True, "signer": report.signer_subject, "report_sha256": report.report_sha256,
+           "ledger_origin": report.ledger_origin, "ledger_record": report.ledger_record,
+           "checked_against_ledger": ledger is not None, "rerendered": rerender}
+    if as_json:
+        _out(json.dumps(doc, indent=1))
+    else:
+        _out(f"valid: {pdf}")
+        _out(f"  1-2 signed by {report.signer_subject} (whole file, trusted root)")
+        _out(f"  3   attached report {report.report_sha256[:16]}... is an output of ledger record "
+             f"{report.ledger_record}")
+        _out(f"  4   that record is in ledger {report.ledger_origin} (size {report.tree_size}, signed checkpoint)")
+        if ledger is not None:
+            _out(f"  5   the checkpoint is consistent with {ledger}")
+        if rerender:
+            _out("  6   a fresh rendering of the report equals the signed revision")

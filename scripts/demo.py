@@ -5,8 +5,9 @@ a synthetic catalog of 30 songs (20-40 s, distinct melodies and timbres, from th
 committed generator), 10 control tracks, queries (one made from parts of two catalog
 songs, one a FLAC copy of a catalog song); keys and a trust file; the manifests of
 ``manifests/demo/`` signed by an operator and a reviewer; ``run`` Extract, Calibrate,
-Attribute; ``verify ledger`` (also against a checkpoint kept outside the ledger); an
-inclusion proof verified offline; the verdict table. Each step is the command a user
+Attribute; a signed PDF certificate of the spliced query (throwaway PKI); ``verify
+ledger`` (also against a checkpoint kept outside the ledger), an inclusion proof and the
+certificate verified offline; the verdict tables. Each step is the command a user
 would type, printed before it runs.
 """
 
@@ -87,11 +88,17 @@ def main() -> None:
         step("manifest", "sign", f"{kind}.yaml", "--key", "keys/reviewer.key")
         step("manifest", "verify", f"{kind}.yaml", "--trust", "trust")
         step("run", f"{kind}.yaml", "--trust", "trust", "--key", "keys/operator.key")
+    step("pki", "throwaway", "--out", "pki")
+    query = "out/reports/query-song06-song15.json"
+    step("certificate", "issue", query, "--ledger", "ledger", "--trust", "trust", "--key", "keys/operator.key",
+         "--signer-key", "pki/signer.key", "--signer-cert", "pki/signer.pem", "--out", "out/certificate.pdf")
     step("ledger", "show", "ledger")
     step("ledger", "checkpoint", "ledger", into="checkpoint.txt")
     step("ledger", "prove", "2", "--ledger", "ledger", into="proof-2.json")
     step("verify", "proof", "proof-2.json", "--trust", "trust")
     step("verify", "ledger", "ledger", "--trust", "trust", "--checkpoint", "checkpoint.txt")
+    step("verify", "certificate", "out/certificate.pdf", "--roots", "pki/root.pem", "--trust", "trust",
+         "--ledger", "ledger", "--rerender")
     for report in sorted((WORK / "out" / "reports").glob("*.json")):
         step("report", "show", str(report.relative_to(WORK)))
     print(f"\nDone in {time.monotonic() - started:.0f} s. Everything is in {WORK}:")
@@ -100,6 +107,8 @@ def main() -> None:
                        ("*.yaml, *.yaml.sig", "the three manifests and their signatures"),
                        ("out/catalog.h5", "the signature store"), ("out/calibration.json", "the noise floor"),
                        ("out/reports/", "one attribution report per query"),
+                       ("out/certificate.pdf", "the signed PDF/A-3b certificate of the spliced query"),
+                       ("pki/", "a throwaway X.509 root and signer (never trust it outside the demo)"),
                        ("ledger/", "the signed, hash-chained ledger of the three runs"),
                        ("checkpoint.txt", "its latest checkpoint: keep copies elsewhere"),
                        ("proof-2.json", "the inclusion proof of the attribution run")):

@@ -170,3 +170,72 @@ def test_attribute_refuses_a_calibration_of_another_store(chain: Chain, tmp_path
     _refused(chain, tmp_path, "y", text, "differs from the pinned")
 
 
+
+
+def test_certificate_issued_recorded_and_verified(chain: Chain, tmp_path: Path) -> None:
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    from lumina_audit.certificate import CertificateError, verify_certificate
+    from lumina_audit.certify import check_against_ledger, issue_certificate, rerender_matches
+    from lumina_audit.ledger import Ledger
+    from lumina_audit.pins import MARKER
+    from lumina_audit.pki import write_throwaway_pki
+
+    pki = write_throwaway_pki(tmp_path / "pki")
+    report = chain.root / "out" / "reports" / "unrelated.json"
+    out = chain.root / "out" / "unrelated.pdf"
+    issued = issue_certificate(report, chain.root / "ledger", out, operator_key=chain.key, principal="op@lab",
+                               signer_key_pem=pki["key"].read_bytes(), signer_cert_pem=pki["cert"].read_bytes())
+    rec = Ledger.open(chain.root / "ledger").records()[issued.seq]
+    pdf = out.read_bytes()
+    assert rec.kind == "certificate" and rec.body["signed_pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert rec.body["report_sha256"] == read_report(report)[1] and rec.body["report_record"] == 2
+    assert verify(chain.root / "ledger", chain.trust).status == "valid"
+    got = verify_certificate(pdf, trust_roots_pem=[pki["root"].read_bytes()], ledger_trust=chain.trust)
+    assert got.ledger_record == 2 and got.report_sha256 == rec.body["report_sha256"]
+    check_against_ledger(pdf, chain.root / "ledger", chain.trust)
+    rerender_matches(pdf)
+    with pytest.raises(LuminaError, match="already exists"):
+        issue_certificate(report, chain.root / "ledger", out, operator_key=chain.key, principal="op@lab",
+                          signer_key_pem=pki["key"].read_bytes(), signer_cert_pem=pki["cert"].read_bytes())
+    other = write_throwaway_pki(tmp_path / "other")
+    with pytest.raises(CertificateError, match="step 2"):
+        verify_certificate(pdf, trust_roots_pem=[other["root"].read_bytes()], ledger_trust=chain.trust)
+    env = {k: v for k, v in os.environ.items() if k != MARKER}
+    cmd = [sys.executable, "-m", "lumina_audit", "verify", "certificate", str(out), "--roots", str(pki["root"]),
+           "--trust", str(chain.root / "trust"), "--ledger", str(chain.root / "ledger"), "--rerender", "--json"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rerendered"] is True
+
+
+def test_certificate_looked_at_as_a_person_would(chain: Chain, tmp_path: Path) -> None:
+    """Pages turned into PNG with poppler's pdftoppm; the text layer holds the key figures."""
+    import subprocess
+
+    if shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None:
+        pytest.skip("poppler-utils (pdftoppm, pdftotext) is not installed; .ci/run installs it")
+    from lumina_audit.certificate import render_certificate
+    from lumina_audit.ledger import Ledger, prove
+
+    report = chain.root / "out" / "reports" / "copy-of-song03.json"
+    doc, digest = read_report(report)
+    seq = doc["ledger"]["record"]
+    pdf = render_certificate(doc, report.read_bytes(), prove(chain.root / "ledger", seq),
+                             issued_at=Ledger.open(chain.root / "ledger").records()[seq].time)
+    (tmp_path / "c.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(tmp_path / "c.pdf"), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert 2 <= len(pages) <= 4 and all(p.stat().st_size > 5000 for p in pages)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "c.pdf"), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    first_page = text.split("\f")[0]
+    assert "Music attribution certificate" in first_page and "copy-of-song03" in first_page
+    for ch in ("P", "M"):
+        res = doc["channels"][ch]
+        assert f"Channel {ch}: {res['verdict']}" in first_page
+        assert f"{res['tau']:.4f}" in first_page
+    assert digest in text.replace("\n", "") or digest[:32] in text
