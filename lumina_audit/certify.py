@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ._internal.fileio import write_new
 from .certificate import CertificateError, render_certificate, sign_certificate
 from .ledger import Ledger, prove, verify
 from .reports import read_report
@@ -61,11 +62,10 @@ def issue_certificate(report_path: Path, ledger_dir: Path, out: Path, *, operato
     if out.exists():
         raise CertificateError(f"{out}: already exists; refusing to overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(signed)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        write_new(out, signed)
+    except FileExistsError:
+        raise CertificateError(f"{out}: already exists; refusing to overwrite") from None
     hashes = {"report_sha256": report_sha, "unsigned_pdf_sha256": hashlib.sha256(unsigned).hexdigest(),
               "signed_pdf_sha256": hashlib.sha256(signed).hexdigest()}
     body: dict[str, Any] = {

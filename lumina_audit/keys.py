@@ -9,12 +9,12 @@ lowercase hex SHA-256 of the raw 32-byte public key.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ._internal.fileio import write_new
 from .errors import LuminaError
 
 __all__ = [
@@ -68,20 +68,11 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
 
 def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        write_new(path, data, mode)
     except FileExistsError:
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from None
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot create ({exc.strerror})") from None
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    except OSError as exc:
-        os.close(fd)
-        path.unlink(missing_ok=True)
         raise KeyFileError(f"{path}: cannot write ({exc.strerror})") from None
-    os.close(fd)
 
 
 def write_private_key(path: Path, key: Ed25519PrivateKey, passphrase: bytes | None = None) -> None:

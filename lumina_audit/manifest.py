@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from . import dsse
+from ._internal.fileio import fsync_dir
 from .errors import ConfigError, LuminaError
 from .pins import Pins
 from .space import METHOD, STATS, TENSORS, SignatureConfig
@@ -622,11 +623,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 def _read_envelope(sig: Path) -> dsse.Envelope:

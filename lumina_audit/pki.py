@@ -63,14 +63,12 @@ def throwaway_pki(kind: Literal["ec", "rsa"] = "ec", name: str = "lumina-audit t
 
 def write_throwaway_pki(folder: Path, kind: Literal["ec", "rsa"] = "ec") -> dict[str, Path]:
     """Write ``root.pem``, ``signer.key`` (mode 0600) and ``signer.pem`` into ``folder``."""
-    import os
+    from ._internal.fileio import write_new
 
     pki = throwaway_pki(kind)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"root": folder / "root.pem", "key": folder / "signer.key", "cert": folder / "signer.pem"}
     paths["root"].write_bytes(pki.root_pem)
-    fd = os.open(paths["key"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pki.signer_key_pem)
+    write_new(paths["key"], pki.signer_key_pem, 0o600)
     paths["cert"].write_bytes(pki.signer_cert_pem)
     return paths

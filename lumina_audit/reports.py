@@ -22,6 +22,7 @@ from typing import Any
 
 import rfc8785
 
+from ._internal.fileio import fsync_dir
 from .errors import LuminaError
 
 __all__ = [
@@ -67,11 +68,7 @@ def write_canonical(path: Path, doc: dict[str, Any]) -> str:
         raise ReportError(f"{path}: already exists; refusing to overwrite") from None
     finally:
         os.unlink(tmp)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_dir(path.parent)
     return hashlib.sha256(data).hexdigest()
 
 

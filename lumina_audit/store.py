@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from ._internal.fileio import fsync_dir
 from .errors import ConfigError, StoreError
 from .signature import DIM, Signature
 from .space import SignatureSpace
@@ -312,9 +313,8 @@ def _check_unique(path: Path, label: str, old: Sequence[str], new: Sequence[str]
         seen.add(value)
 
 
-def _fsync_path(path: Path, *, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    fd = os.open(path, flags)
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -408,7 +408,7 @@ def create_or_append(path: StrPath, space: SignatureSpace, signatures: Sequence[
                 tmp = _write_temp(target, space, meta, src, info.count, signatures)
         os.replace(tmp, target)
         tmp = None
-        _fsync_path(target.parent, directory=True)
+        fsync_dir(target.parent)
     except OSError as exc:
         raise StoreError(f"{target}: cannot write store ({exc})") from None
     finally:
