@@ -21,7 +21,6 @@ import numpy.typing as npt
 from .errors import ConfigError
 from .pins import Pins
 from .signature import DIM, Signature
-from .space import SignatureConfig
 
 __all__ = ["FORMAT", "VERSION", "ClipResult", "GoldenFile", "GoldenReport", "check", "default_root", "read",
            "write"]
@@ -141,7 +140,3 @@ def check(golden: GoldenFile, compute: Callable[[Path, str], Signature], space_s
                                   differing=("space_sha256",), max_abs_diff=0.0))
     return GoldenReport(clips=tuple(results), space_sha256=space_sha256,
                         environment_differences=tuple(differences(golden.environment, environment)))
-
-
-def default_config() -> SignatureConfig:
-    return SignatureConfig()

@@ -82,13 +82,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ._internal import merkle, note
+from ._internal.fileio import fsync_dir
+from .dsse import pae
 from .errors import LuminaError
 from .keys import key_id as public_key_id
 from .trust import TrustError, TrustStore
 
 __all__ = [
     "NAMESPACE", "PAYLOAD_TYPE", "Appended", "Finding", "Frames", "Ledger", "LedgerError", "LedgerReport",
-    "ProofReport", "Record", "RepairReport", "decode_frames", "encode_frame", "pae", "prove", "repair",
+    "ProofReport", "Record", "RepairReport", "decode_frames", "encode_frame", "prove", "repair",
     "verify", "verify_proof",
 ]
 
@@ -117,12 +119,6 @@ class LedgerError(LuminaError):
 
 class _Unreadable(LedgerError):
     """The ledger cannot be read at all (missing, permissions, unknown format): could not check."""
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding of ``payload_type`` and ``payload``."""
-    t = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
 # --------------------------------------------------------------------------- frames
@@ -395,14 +391,6 @@ def _lock(path: Path, exclusive: bool, required: bool = True) -> Iterator[None]:
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _append_durably(path: Path, data: bytes) -> None:
     """One ``os.write`` of ``data`` to an O_APPEND fd, then fsync; any failure is a LedgerError."""
     try:
@@ -500,8 +488,8 @@ class Ledger:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-            _fsync_dir(path)
-            _fsync_dir(path.resolve().parent)
+            fsync_dir(path)
+            fsync_dir(path.resolve().parent)
         except OSError as exc:
             raise LedgerError(f"{path}: cannot create the ledger ({exc.strerror})") from None
         return cls(path, origin, created)

@@ -29,13 +29,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ._internal.hashing import sha256_path
 from .errors import LuminaError
 from .keys import key_id
+from .ledger import NAMESPACE as LEDGER_NAMESPACE
 from .manifest import AttributeManifest, CalibrateManifest, LoadedManifest, resolve_inputs, verify_manifest
 from .trust import TrustStore
 
 __all__ = ["RunError", "RunResult", "recorded_outputs", "run_manifest"]
-
-LEDGER_NAMESPACE = "lumina-audit/ledger"
-
 
 class RunError(LuminaError):
     """A run was refused before it changed anything."""
@@ -134,8 +132,9 @@ def _signatures(session: Any, inputs: list[Any], audios: list[Any],
 
 
 def _audio_entries(inputs: list[Any], audios: list[Any]) -> list[dict[str, Any]]:
-    return [_file_entry(i.path, song_id=i.song_id, pcm_sha256=a.pcm_sha256, chunks=len(a.chunks))
-            for i, a in zip(inputs, audios, strict=True)]
+    """Ledger entries of the audio inputs: size and SHA-256 of the very bytes that were decoded."""
+    return [{"path": str(i.path), "size": a.file_size, "sha256": a.file_sha256, "song_id": i.song_id,
+             "pcm_sha256": a.pcm_sha256, "chunks": len(a.chunks)} for i, a in zip(inputs, audios, strict=True)]
 
 
 def _extract_plan(ctx: _Context) -> _Plan:

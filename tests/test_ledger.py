@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lumina_audit._internal import merkle, note
+from lumina_audit.dsse import pae
 from lumina_audit.keys import generate, key_id, write_private_key
 from lumina_audit.ledger import (
     NAMESPACE,
@@ -34,7 +35,6 @@ from lumina_audit.ledger import (
     LedgerReport,
     decode_frames,
     encode_frame,
-    pae,
     prove,
     repair,
     verify,
