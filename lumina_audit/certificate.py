@@ -1,4 +1,4 @@
-"""Signed PDF attribution certificates (PDF/A-3b, PAdES B-B).
+"""Signed PDF attribution certificates (PDF/A-3b, PAdES B-B or B-T).
 
 :func:`render_certificate` turns an attribution report and the inclusion proof of the
 ledger record that lists it into a PDF/A-3b document: a first page in plain language
@@ -10,11 +10,31 @@ verify). The report's canonical JSON is attached as ``report.json`` (AFRelations
 from the content, so rendering twice gives the same bytes. The template is autoescaped:
 song ids and titles are untrusted.
 
-:func:`sign_certificate` adds one PAdES B-B signature (pyHanko). :func:`verify_certificate`
-checks a signed certificate in numbered steps that raise :class:`CertificateError`:
+Pages are A4 (the default) or US Letter (``page_size``). The size is not recorded anywhere
+else: it is the first page's MediaBox (595.28 x 841.89 pt or 612 x 792 pt), which
+:func:`page_size_of` reads back so that a re-rendering (``verify certificate --rerender``)
+uses the same size; the signature covers it. Letter pages get smaller top and bottom margins,
+so that their content box (183.9 x 259.0 mm) holds A4's (178.0 x 259.0 mm): whatever fits on
+an A4 page fits on a Letter page, and both sizes give the same page breaks. The PDF
+identifier of a Letter certificate also hashes the size (A4's is unchanged).
+
+:func:`load_signer` loads the X.509 document signer once, before any work: a private key and
+a certificate (PEM or DER), or a PKCS#12 bundle, plus chain certificates; it refuses a wrong
+or missing passphrase, a certificate file without exactly one certificate, a key that does
+not match the certificate's public key, a certificate that is not valid now or may not sign,
+and key types other than ECDSA P-256/P-384, RSA >= 2048 bits and Ed25519. Ed25519
+signatures (RFC 8419, SHA-512) are made and checked by pyHanko, which marks the PDF with the
+ISO 32002 extension; PDF readers that do not implement ISO 32002 cannot check them, so
+prefer ECDSA or RSA for certificates that people open in arbitrary readers.
+
+:func:`sign_certificate` adds one PAdES signature (pyHanko): B-B, or B-T with a signature
+timestamp token from an RFC 3161 timestamp authority (``timestamp_url``); an unreachable or
+refusing authority is an error, never a silent B-B. :func:`verify_certificate` checks a
+signed certificate in numbered steps that raise :class:`CertificateError`:
 
 1. exactly one signature, cryptographically intact and valid, covering the whole file
-   (nothing appended after it);
+   (nothing appended after it); a timestamp token, when there is one, must verify too
+   (whether its authority is trusted is reported, not required);
 2. the signer's certificate chains to one of the trusted roots;
 3. ``report.json`` and ``inclusion-proof.json`` are attached, and the SHA-256 of
    ``report.json`` is listed in the outputs of the proven ledger record;
@@ -28,6 +48,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -42,10 +63,16 @@ from .ledger import LedgerError, verify_proof
 from .trust import TrustStore
 
 __all__ = [
+    "PAGE_SIZES",
+    "PROOF_ATTACHMENT",
+    "REPORT_ATTACHMENT",
     "CertificateError",
     "CertificateReport",
-    "REPORT_ATTACHMENT",
-    "PROOF_ATTACHMENT",
+    "SignerCredentials",
+    "check_timestamp_url",
+    "load_signer",
+    "page_size_name",
+    "page_size_of",
     "read_attachments",
     "render_certificate",
     "render_html",
@@ -59,6 +86,15 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE = "certificate.html.j2"
 STYLESHEET = "certificate.css"
 _BAR_WIDTH = 300.0
+#: Page sizes in PostScript points (width, height), by the name ``page_size`` takes.
+PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": (595.28, 841.89), "Letter": (612.0, 792.0)}
+#: Added after templates/certificate.css. US Letter is 17.6 mm shorter than A4 but 5.9 mm wider: with these
+#: margins its content box (183.9 x 259.0 mm) holds A4's (178.0 x 259.0 mm), so what fits an A4 page fits a
+#: Letter page (the footer sits in the 12.4 mm bottom margin).
+_PAGE_CSS = {"A4": "@page { size: A4; }", "Letter": "@page { size: letter; margin: 8mm 16mm 12.4mm 16mm; }"}
+_TSA_TIMEOUT = 10  # seconds for one request to the timestamp authority
+#: Rows of each channel's table (and bars of its chart) on page 1.
+SUMMARY_ROWS = 5
 
 
 class CertificateError(LuminaError):
@@ -79,6 +115,10 @@ class CertificateReport:
     ledger_record: int
     tree_size: int
     root: str
+    #: The signature timestamp (PAdES B-T), when the signature carries one; its token verified.
+    timestamp: datetime | None = None
+    #: Whether the timestamp authority chains to one of the trusted roots given to the verifier.
+    timestamp_trusted: bool = False
 
     @property
     def bottom_line(self) -> bool:
@@ -98,9 +138,31 @@ def _chart(entries: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
     top = max([abs(v) for v in values] + [1e-12])
     bars = []
     for i, (e, v) in enumerate(zip(entries, values, strict=True)):
-        bars.append({"y": 4 + 18 * i, "width": round(max(v, 0.0) / top * _BAR_WIDTH, 3),
+        bars.append({"y": 2 + 13 * i, "width": round(max(v, 0.0) / top * _BAR_WIDTH, 3),
                      "label": str(e.get("song_id", "")), "value": f"{v:.4f}"})
-    return {"bars": bars, "height": 8 + 18 * len(bars), "bar_x": 170, "bar_max": _BAR_WIDTH}
+    return {"bars": bars, "height": 4 + 13 * len(bars), "bar_x": 170, "bar_max": _BAR_WIDTH, "bar_height": 11}
+
+
+def _unique_associated_files(_document: Any, pdf: Any) -> None:
+    """Each attachment once in the catalog's ``/AF`` (weasyprint 70 lists every one twice there)."""
+    files = pdf.catalog.get("AF")
+    if files is not None:
+        unique = list(dict.fromkeys(files))
+        files.clear()
+        files.extend(unique)
+
+
+def _summary_shares(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bars of page 1: the songs of its table with a share, then one bar for all the others.
+
+    Page 1 stays one page however many songs share the attribution; every song is in the
+    appendix and in the attached report.
+    """
+    shown = [e for e in entries[:SUMMARY_ROWS] if float(e.get("share", 0.0)) > 0.0]
+    rest = [float(e.get("share", 0.0)) for e in entries[SUMMARY_ROWS:] if float(e.get("share", 0.0)) > 0.0]
+    if rest:
+        shown.append({"song_id": f"{len(rest)} other song(s)", "share": math.fsum(rest)})
+    return shown
 
 
 def _context(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str, Any],
@@ -115,11 +177,12 @@ def _context(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str, A
         res = channels.get(ch, {})
         entries = list(res.get("entries", []))
         chans.append({"name": ch, "result": res, "entries": entries,
-                      "share_chart": _chart(entries, "share"), "similarity_chart": _chart(entries, "similarity")})
+                      "share_chart": _chart(_summary_shares(entries), "share"),
+                      "similarity_chart": _chart(entries, "similarity")})
     return {
         "report": report_doc, "channels": chans, "issued_at": _pdf_date(issued_at),
         "report_sha256": hashlib.sha256(report_bytes).hexdigest(), "proof": proof, "record": record,
-        "titles": report_doc.get("titles", {}),
+        "titles": report_doc.get("titles", {}), "summary_rows": SUMMARY_ROWS,
     }
 
 
@@ -156,13 +219,38 @@ def render_html(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str
         raise CertificateError(f"cannot render the certificate template ({exc})") from None
 
 
+def page_size_name(value: str) -> str:
+    """The canonical name (``A4`` or ``Letter``) of a page size given in any letter case."""
+    for name in PAGE_SIZES:
+        if isinstance(value, str) and value.strip().lower() == name.lower():
+            return name
+    raise CertificateError(f"unknown page size {value!r} (one of {', '.join(PAGE_SIZES)})")
+
+
+def page_size_of(pdf: bytes) -> str:
+    """The page size (``A4`` or ``Letter``) of a certificate, from its first page's MediaBox."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        page = reader.find_page_for_modification(0)[0].get_object()  # type: ignore[no-untyped-call]
+        x0, y0, x1, y1 = (float(v) for v in page["/MediaBox"])
+    except Exception as exc:
+        raise CertificateError(f"cannot read the first page's size ({type(exc).__name__}: {exc})") from None
+    for name, (width, height) in PAGE_SIZES.items():
+        if abs(abs(x1 - x0) - width) < 0.5 and abs(abs(y1 - y0) - height) < 0.5:
+            return name
+    raise CertificateError(f"the first page is {abs(x1 - x0):.2f} x {abs(y1 - y0):.2f} pt, neither A4 nor Letter")
+
+
 def render_certificate(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str, Any], *,
-                       issued_at: datetime) -> bytes:
-    """An unsigned PDF/A-3b certificate; the same inputs give the same bytes."""
+                       issued_at: datetime, page_size: str = "A4") -> bytes:
+    """An unsigned PDF/A-3b certificate on A4 or US Letter pages; the same inputs give the same bytes."""
     from weasyprint import CSS, HTML, Attachment  # type: ignore[import-untyped]
 
     if issued_at.tzinfo is None:
         raise CertificateError("issued_at must carry a time zone")
+    page_size = page_size_name(page_size)
     html = render_html(report_doc, report_bytes, proof, issued_at=issued_at)
     when = issued_at.astimezone(UTC).replace(tzinfo=None)  # weasyprint formats with a literal Z
     proof_bytes = rfc8785.dumps(proof)
@@ -172,48 +260,294 @@ def render_certificate(report_doc: dict[str, Any], report_bytes: bytes, proof: d
         Attachment(string=proof_bytes, name=PROOF_ATTACHMENT, description="ledger inclusion proof",
                    created=when, modified=when, relationship="Supplement"),
     ]
-    identifier = hashlib.sha256(report_bytes + b"\0" + proof_bytes).hexdigest()[:32].encode()
+    # The identifier of an A4 certificate is what it was before Letter existed, so that those re-render alike.
+    seed = report_bytes + b"\0" + proof_bytes + (b"" if page_size == "A4" else b"\0" + page_size.encode())
+    identifier = hashlib.sha256(seed).hexdigest()[:32].encode()
     css = TEMPLATES / STYLESHEET
+    stylesheets = [CSS(filename=str(css))] if css.exists() else []
+    stylesheets.append(CSS(string=_PAGE_CSS[page_size]))  # after the template's: its size wins
     doc = HTML(string=html, base_url=str(TEMPLATES))
     with _source_date_epoch(issued_at):
-        pdf = doc.write_pdf(stylesheets=[CSS(filename=str(css))] if css.exists() else None,
-                            attachments=attachments, pdf_variant="pdf/a-3b", pdf_identifier=identifier)
+        pdf = doc.write_pdf(stylesheets=stylesheets, attachments=attachments, pdf_variant="pdf/a-3b",
+                            pdf_identifier=identifier, finisher=_unique_associated_files)
     if not isinstance(pdf, bytes):
         raise CertificateError("weasyprint returned no PDF")
     return pdf
 
 
+# --------------------------------------------------------------------------- signer credentials
+
+#: ECDSA curves a signer may use (cryptography's curve name -> how it is shown).
+_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+_MIN_RSA_BITS = 2048
+
+
+@dataclass(frozen=True, repr=False)
+class SignerCredentials:
+    """The X.509 document signer: private key, certificate and extra chain certificates, checked.
+
+    Made by :func:`load_signer`. ``key`` is an ``asn1crypto.keys.PrivateKeyInfo`` and ``cert`` and
+    ``chain`` hold ``asn1crypto.x509.Certificate`` objects, as pyHanko wants them. ``repr`` shows
+    :meth:`describe`, never the key.
+    """
+
+    key: Any
+    cert: Any
+    chain: tuple[Any, ...]
+    key_type: str
+
+    def __repr__(self) -> str:
+        return f"SignerCredentials({self.describe()})"
+
+    @property
+    def subject(self) -> str:
+        return str(self.cert.subject.human_friendly)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the certificate's DER encoding."""
+        return str(self.cert.sha256.hex())
+
+    @property
+    def not_after(self) -> datetime:
+        return datetime.fromtimestamp(self.cert.not_valid_after.timestamp(), UTC)
+
+    def describe(self) -> str:
+        """One line for people: who signs, with what, until when."""
+        return (f"{self.subject} ({self.key_type}, certificate SHA-256 {self.fingerprint[:16]}..., valid until "
+                f"{self.not_after:%Y-%m-%d %H:%M} UTC, {len(self.chain)} chain certificate(s))")
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CertificateError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
+def _load_key(path: Path, data: bytes, passphrase: bytes | None) -> Any:
+    """A private key from PEM or DER (PKCS#8, PKCS#1 or SEC1), encrypted or not."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    loader = serialization.load_pem_private_key if b"-----BEGIN" in data else serialization.load_der_private_key
+
+    def attempt(password: bytes | None) -> Any:
+        return loader(data, password=password)
+
+    try:
+        return attempt(passphrase)
+    except UnsupportedAlgorithm as exc:
+        raise CertificateError(f"{path}: unsupported private key ({exc})") from None
+    except TypeError:  # encrypted without a passphrase, or a passphrase for a key that is not encrypted
+        if passphrase is None:
+            raise CertificateError(f"{path}: the private key is encrypted; give its passphrase") from None
+        with contextlib.suppress(TypeError, ValueError, UnsupportedAlgorithm):
+            return attempt(None)
+        raise CertificateError(f"{path}: not a readable private key") from None
+    except ValueError:
+        if passphrase is not None:
+            try:
+                attempt(None)
+            except TypeError:  # it is encrypted: the passphrase is wrong
+                raise CertificateError(f"{path}: wrong passphrase for the private key") from None
+            except (ValueError, UnsupportedAlgorithm):
+                pass
+        raise CertificateError(f"{path}: not a private key (PEM or DER: PKCS#8, PKCS#1 or SEC1)") from None
+
+
+def _load_certs(path: Path, data: bytes) -> list[Any]:
+    """Certificates (cryptography objects) from PEM (one or more) or DER (one)."""
+    from cryptography import x509
+
+    try:
+        if b"-----BEGIN" in data:
+            return list(x509.load_pem_x509_certificates(data))
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise CertificateError(f"{path}: not an X.509 certificate (PEM or DER)") from None
+
+
+def _load_pkcs12(path: Path, data: bytes, passphrase: bytes | None) -> tuple[Any, Any, list[Any]]:
+    from asn1crypto import pkcs12 as asn1_pkcs12  # type: ignore[import-untyped]
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    attempts = [passphrase, None] if passphrase is not None else [None]
+    for password in attempts:  # an unneeded passphrase is ignored, as for keys
+        try:
+            key, cert, extra = pkcs12.load_key_and_certificates(data, password)
+        except (ValueError, TypeError):
+            continue
+        except Exception as exc:  # unsupported algorithms inside the bundle
+            raise CertificateError(f"{path}: cannot open the PKCS#12 bundle ({exc})") from None
+        if key is None:
+            raise CertificateError(f"{path}: the PKCS#12 bundle holds no private key")
+        if cert is None:
+            raise CertificateError(f"{path}: the PKCS#12 bundle holds no certificate for its key")
+        return key, cert, list(extra)
+    try:
+        is_pkcs12 = asn1_pkcs12.Pfx.load(data)["auth_safe"]["content_type"].native is not None
+    except Exception:
+        is_pkcs12 = False
+    if not is_pkcs12:
+        raise CertificateError(f"{path}: not a PKCS#12 bundle")
+    if passphrase is None:
+        raise CertificateError(f"{path}: the PKCS#12 bundle is encrypted; give its passphrase")
+    raise CertificateError(f"{path}: wrong passphrase for the PKCS#12 bundle")
+
+
+def _key_type(path: Path, key: Any) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVES:
+        return f"ECDSA {_CURVES[key.curve.name]}"
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size >= _MIN_RSA_BITS:
+        return f"RSA {key.key_size}"
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "Ed25519"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        found = f"ECDSA on curve {key.curve.name}"
+    elif isinstance(key, rsa.RSAPrivateKey):
+        found = f"RSA {key.key_size}"
+    else:
+        found = type(key).__name__.lstrip("_")
+    raise CertificateError(f"{path}: unsupported signing key ({found}); use ECDSA P-256 or P-384, "
+                           f"RSA of {_MIN_RSA_BITS} bits or more, or Ed25519")
+
+
+def _check_certificate(path: Path, key: Any, cert: Any, now: datetime) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        cert_public = cert.public_key().public_bytes(*spki)
+    except Exception as exc:
+        raise CertificateError(f"{path}: cannot read the certificate's public key ({exc})") from None
+    if key.public_key().public_bytes(*spki) != cert_public:
+        raise CertificateError(f"{path}: the private key does not match the certificate's public key")
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if now < start:
+        raise CertificateError(f"{path}: the certificate is not valid yet (valid from {start:%Y-%m-%d %H:%M} UTC)")
+    if now > end:
+        raise CertificateError(f"{path}: the certificate expired on {end:%Y-%m-%d %H:%M} UTC")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not (usage.digital_signature or usage.content_commitment):
+        raise CertificateError(f"{path}: the certificate's key usage allows neither digitalSignature nor "
+                               "nonRepudiation, so it cannot sign documents")
+
+
+def load_signer(*, key: Path | None = None, cert: Path | None = None, chain: Sequence[Path] = (),
+                pkcs12: Path | None = None, passphrase: bytes | None = None) -> SignerCredentials:
+    """Load and check the X.509 document signer, before any work is done.
+
+    Either ``key`` and ``cert`` (PEM or DER; ``passphrase`` decrypts the key) or ``pkcs12`` (a
+    bundle holding the key, its certificate and maybe chain certificates; ``passphrase`` opens
+    it), never both; ``chain`` adds intermediate certificates (PEM or DER files, several
+    certificates per PEM file allowed). Refused with a :class:`CertificateError`: unreadable
+    files, a missing or wrong passphrase, a certificate file that does not hold exactly one
+    certificate, a key that does not match the certificate, a certificate that is not valid now
+    or whose key usage forbids signing, and key types other than ECDSA P-256/P-384, RSA of 2048
+    bits or more, and Ed25519.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
+
+    if pkcs12 is not None and (key is not None or cert is not None):
+        raise CertificateError("give the signer either as a PKCS#12 bundle or as a key and a certificate, not both")
+    if pkcs12 is not None:
+        where = pkcs12
+        private, certificate, extra = _load_pkcs12(pkcs12, _read(pkcs12, "PKCS#12 bundle"), passphrase)
+    elif key is not None and cert is not None:
+        where = cert
+        private = _load_key(key, _read(key, "signer key"), passphrase)
+        certs = _load_certs(cert, _read(cert, "signer certificate"))
+        if len(certs) != 1:
+            raise CertificateError(f"{cert}: must hold exactly one certificate, not {len(certs)} "
+                                   "(give intermediates as chain files)")
+        certificate, extra = certs[0], []
+    elif key is None and cert is None:
+        raise CertificateError("no document signer given: a key and a certificate, or a PKCS#12 bundle")
+    else:
+        raise CertificateError("the signer needs both a private key and its certificate")
+    for path in chain:
+        found = _load_certs(path, _read(path, "chain certificate"))
+        if not found:
+            raise CertificateError(f"{path}: holds no certificate")
+        extra += found
+    key_type = _key_type(key or where, private)
+    _check_certificate(where, private, certificate, datetime.now(UTC))
+    der = serialization.Encoding.DER
+    pkcs8 = private.private_bytes(der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    def asn1_cert(c: Any) -> Any:  # cryptography's certificate as pyHanko's (asn1crypto)
+        return next(iter(load_certs_from_pemder_data(c.public_bytes(der))))
+
+    return SignerCredentials(key=load_private_key_from_pemder_data(pkcs8, passphrase=None),
+                             cert=asn1_cert(certificate), chain=tuple(asn1_cert(c) for c in extra), key_type=key_type)
+
+
 # --------------------------------------------------------------------------- signing
 
 
-def sign_certificate(pdf: bytes, key_pem: bytes, cert_pem: bytes, chain_pem: Sequence[bytes] = (), *,
-                     timestamp_url: str | None = None, passphrase: bytes | None = None) -> bytes:
-    """Sign with one PAdES B-B signature (B-T when ``timestamp_url`` names an RFC 3161 server)."""
-    from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
+def check_timestamp_url(url: str) -> str:
+    """An ``http`` or ``https`` URL with a host (RFC 3161 over HTTP), else :class:`CertificateError`."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise CertificateError(f"timestamp authority URL {url!r} is not an http:// or https:// URL")
+    return url
+
+
+def sign_certificate(pdf: bytes, signer: SignerCredentials, *, timestamp_url: str | None = None) -> bytes:
+    """Sign with one PAdES B-B signature; B-T when ``timestamp_url`` names an RFC 3161 server.
+
+    A timestamp authority that cannot be reached, or that refuses, is a :class:`CertificateError`
+    (no unstamped signature is made instead).
+    """
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers, timestamps
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    try:
-        key = load_private_key_from_pemder_data(key_pem, passphrase=passphrase)
-        certs = list(load_certs_from_pemder_data(cert_pem))
-        chain = [c for data in chain_pem for c in load_certs_from_pemder_data(data)]
-    except Exception as exc:
-        raise CertificateError(f"cannot load the signing key or certificates ({exc})") from None
-    if len(certs) != 1:
-        raise CertificateError(f"cert_pem must hold exactly one certificate, not {len(certs)}")
-    signer = signers.SimpleSigner(signing_cert=certs[0], signing_key=key,
-                                  cert_registry=SimpleCertificateStore.from_certs(chain))  # type: ignore[no-untyped-call]
+    simple = signers.SimpleSigner(signing_cert=signer.cert, signing_key=signer.key,
+                                  cert_registry=SimpleCertificateStore.from_certs(list(signer.chain)))  # type: ignore[no-untyped-call]
     meta = signers.PdfSignatureMetadata(field_name="LuminaCertificate", subfilter=fields.SigSeedSubFilter.PADES,
                                         reason="lumina-audit attribution certificate")
-    tsa = timestamps.HTTPTimeStamper(timestamp_url) if timestamp_url else None
+    tsa = None
+    if timestamp_url is not None:
+        tsa = timestamps.HTTPTimeStamper(check_timestamp_url(timestamp_url), timeout=_TSA_TIMEOUT)
     out = io.BytesIO()
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-        signers.PdfSigner(meta, signer=signer, timestamper=tsa).sign_pdf(writer, output=out)
+        signers.PdfSigner(meta, signer=simple, timestamper=tsa).sign_pdf(writer, output=out)
     except Exception as exc:
-        raise CertificateError(f"cannot sign the certificate ({exc})") from None
+        tsa_error = _timestamp_error(exc)
+        if tsa_error is not None:
+            raise CertificateError(f"cannot get a timestamp from {timestamp_url}: {tsa_error}") from None
+        raise CertificateError(f"cannot sign the certificate ({type(exc).__name__}: {exc})") from None
     return out.getvalue()
+
+
+def _timestamp_error(exc: BaseException) -> str | None:
+    """What went wrong with the timestamp authority, when ``exc`` (or a cause of it) is about that."""
+    from pyhanko.sign.timestamps import TimestampRequestError
+
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, TimestampRequestError):
+            cause = seen.__cause__ or seen.__context__
+            return f"{seen} ({cause})" if cause is not None and str(cause) else str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 # --------------------------------------------------------------------------- verification
@@ -264,11 +598,14 @@ def verify_certificate(pdf: bytes, *, trust_roots_pem: Sequence[bytes], ledger_t
         raise CertificateError(f"step 2: cannot load the trusted roots ({exc})") from None
     try:
         vc = ValidationContext(trust_roots=roots, allow_fetching=False)
-        status = validate_pdf_signature(sigs[0], signer_validation_context=vc)
+        status = validate_pdf_signature(sigs[0], signer_validation_context=vc, ts_validation_context=vc)
     except Exception as exc:
         raise CertificateError(f"step 1: the signature cannot be validated ({exc})") from None
     if not (status.intact and status.valid):
         raise CertificateError("step 1: the signature does not verify (the signed bytes were changed)")
+    stamp = status.timestamp_validity
+    if stamp is not None and not (stamp.intact and stamp.valid):
+        raise CertificateError("step 1: the signature's timestamp token does not verify")
     if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
         level = getattr(status.coverage, "name", "UNCLEAR")
         raise CertificateError(f"step 1: the signature does not cover the whole file ({level}); "
@@ -311,4 +648,6 @@ def verify_certificate(pdf: bytes, *, trust_roots_pem: Sequence[bytes], ledger_t
     except LedgerError as exc:
         raise CertificateError(f"step 4: {exc.message}") from None
     return CertificateReport(cert.subject.human_friendly, cert.sha256.hex(), digest, report, proven.origin,
-                             proven.seq, proven.tree_size, proven.root)
+                             proven.seq, proven.tree_size, proven.root,
+                             timestamp=stamp.timestamp if stamp is not None else None,
+                             timestamp_trusted=bool(stamp is not None and stamp.trusted))

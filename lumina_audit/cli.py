@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as exc:  # a path given on the command line that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        _err(f"error: {where}{exc.strerror or exc}")
+        sys.exit(2)
     except typer.TyperException as exc:  # usage errors: typer prints them with the usage line
         show = getattr(exc, "show", None)
         if callable(show):

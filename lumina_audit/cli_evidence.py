@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -223,16 +223,27 @@ def run(
         result = run_manifest(manifest, _trust(trust), _private_key(key, passphrase_env), progress.update)
     finally:
         progress.close()
+    certificates = [{"path": str(c.path), "record": c.seq, "signed_pdf_sha256": c.signed_sha256}
+                    for c in result.certificates]
     doc = {"manifest_digest": result.manifest_digest, "ledger": str(result.ledger), "record": result.seq,
-           "outputs": [str(p) for p in result.outputs], **result.summary}
+           "outputs": [str(p) for p in result.outputs], **result.summary, "certificates": certificates}
     if as_json:
         _out(json.dumps(doc, indent=1))
-    else:
-        _out(f"run recorded as ledger record {result.seq} in {result.ledger}")
-        for p in result.outputs:
-            _out(f"  output {p}")
-        _out(f"  {result.summary.get('songs')} song(s), {result.summary.get('chunks')} chunk(s), "
-             f"signature space {str(result.summary.get('signature_space_sha256'))[:16]}...")
+        return
+    s = result.summary
+    _out(f"run recorded as ledger record {result.seq} in {result.ledger}")
+    for p in result.outputs:
+        _out(f"  output {p}")
+    for c in certificates:
+        _out(f"  certificate {c['path']} (ledger record {c['record']})")
+    if "songs" in s:
+        _out(f"  {s['songs']} song(s), {s['chunks']} chunk(s)")
+    elif "controls" in s:
+        _out(f"  {s['controls']} control(s) against {s['catalog_songs']} catalog song(s): tau P {s['P_tau']:.6g}, "
+             f"M {s['M_tau']:.6g}")
+    elif "queries" in s:
+        _out(f"  {s['queries']} query(ies); `lumina-audit report show REPORT` prints the verdicts")
+    _out(f"  signature space {str(s.get('signature_space_sha256'))[:16]}...")
 
 
 class _Progress:
@@ -432,44 +443,84 @@ certificate_app = typer.Typer(no_args_is_help=True, help="Issue signed PDF attri
 pki_app = typer.Typer(no_args_is_help=True, help="A throwaway X.509 PKI for tests and demos (never trusted).")
 
 
-@pki_app.command("throwaway", epilog="Example: lumina-audit pki throwaway --out work/pki")
+@pki_app.command("throwaway", epilog="Example: lumina-audit pki throwaway --out work/pki --kind ed25519 "
+                 "--pkcs12-passphrase-env P12_PASS")
 def pki_throwaway(
-    out: Annotated[Path, typer.Option(help="Folder for root.pem, signer.key (0600) and signer.pem.")],
-    rsa: Annotated[bool, typer.Option(help="RSA 2048 instead of ECDSA P-256.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for root.pem, signer.key (0600) and signer.pem (never "
+                                      "overwritten).")],
+    kind: Annotated[Literal["ec", "rsa", "ed25519"], typer.Option(
+        case_sensitive=False, help="Key type of the root and the signer: ECDSA P-256, RSA 2048 or Ed25519.")] = "ec",
+    pkcs12_passphrase_env: Annotated[str | None, typer.Option(
+        help="Also write signer.p12 (key, certificate and root; mode 0600), encrypted with the passphrase in "
+             "this environment variable.")] = None,
+    rsa: Annotated[bool, typer.Option(hidden=True, help="Same as --kind rsa (kept for old scripts).")] = False,
 ) -> None:
     """Make a throwaway root CA and document-signing certificate (demos and tests only)."""
     from .pki import write_throwaway_pki
 
-    paths = write_throwaway_pki(out, "rsa" if rsa else "ec")
-    _out(f"wrote {paths['root']}, {paths['key']}, {paths['cert']} (throwaway: trust it only for a demo)")
+    if rsa and kind not in ("ec", "rsa"):
+        raise ConfigError("--rsa is the old spelling of --kind rsa; give only --kind")
+    p12_pass = _passphrase(pkcs12_passphrase_env) if pkcs12_passphrase_env is not None else None
+    paths = write_throwaway_pki(out, "rsa" if rsa else kind, pkcs12_passphrase=p12_pass)
+    _out(f"wrote {', '.join(str(p) for p in paths.values())} (throwaway {'rsa' if rsa else kind}: trust it only "
+         "for a demo)")
 
 
 @certificate_app.command("issue", epilog="Example: lumina-audit certificate issue out/reports/q.json --ledger ledger "
                          "--trust trust --key keys/operator.key --signer-key pki/signer.key "
-                         "--signer-cert pki/signer.pem --out out/q.pdf")
+                         "--signer-cert pki/signer.pem --page-size Letter --out out/q.pdf ; or, with a PKCS#12 "
+                         "bundle and a timestamp: lumina-audit certificate issue out/reports/q.json --ledger ledger "
+                         "--trust trust --key keys/operator.key --pkcs12 pki/signer.p12 --signer-passphrase-env "
+                         "P12_PASS --timestamp-url http://tsa.example.org/tsr --out out/q.pdf")
 def certificate_issue(
     report: Annotated[Path, typer.Argument(help="Attribution report (JSON) recorded in the ledger.")],
     ledger: Annotated[Path, typer.Option(help="Ledger directory that recorded the report.")],
     trust: TrustOpt,
     key: Annotated[Path, typer.Option("--key", help="Operator key that signs the ledger record.")],
-    signer_key: Annotated[Path, typer.Option(help="PEM private key of the X.509 document signer.")],
-    signer_cert: Annotated[Path, typer.Option(help="PEM certificate of the document signer.")],
     out: Annotated[Path, typer.Option(help="Signed PDF to write (never overwritten).")],
-    chain: Annotated[list[Path], typer.Option(help="Intermediate certificates (PEM); repeatable.")] = [],  # noqa: B006
-    timestamp_url: Annotated[str | None, typer.Option(help="RFC 3161 timestamp authority (PAdES B-T).")] = None,
+    signer_key: Annotated[Path | None, typer.Option(help="Private key of the X.509 document signer (PEM or DER; "
+                                                    "ECDSA P-256/P-384, RSA >= 2048 or Ed25519).")] = None,
+    signer_cert: Annotated[Path | None, typer.Option(help="Certificate of the document signer (PEM or "
+                                                     "DER).")] = None,
+    pkcs12: Annotated[Path | None, typer.Option(help="PKCS#12 bundle with the signer's key, certificate and chain, "
+                                                "instead of --signer-key and --signer-cert.")] = None,
+    chain: Annotated[list[Path], typer.Option(help="Intermediate certificates (PEM or DER); "
+                                              "repeatable.")] = [],  # noqa: B006
+    page_size: Annotated[Literal["A4", "Letter"], typer.Option(case_sensitive=False,
+                                                               help="Page size: A4 or US Letter.")] = "A4",
+    timestamp_url: Annotated[str | None, typer.Option(help="RFC 3161 timestamp authority (PAdES B-T); issuing "
+                                                      "fails if it does not answer.")] = None,
     passphrase_env: PassEnvOpt = None,
+    signer_passphrase_env: Annotated[str | None, typer.Option(
+        help="Read the passphrase of the signer key or PKCS#12 bundle from this environment variable "
+             "(else it is asked for on a terminal when needed).")] = None,
 ) -> None:
-    """Render the report as a PDF/A-3b certificate, sign it (PAdES), record the issuance in the ledger."""
+    """Render the report as a PDF/A-3b certificate, sign it (PAdES), record the issuance in the ledger.
+
+    The signer is loaded and checked first (key matches certificate, valid now, supported key type).
+    """
+    from .certificate import CertificateError, load_signer
     from .certify import issue_certificate
     from .keys import key_id
     from .ledger import NAMESPACE
 
     operator = _private_key(key, passphrase_env)
     entry = _trust(trust).authorise(key_id(operator.public_key()), NAMESPACE, datetime.now(UTC))
-    issued = issue_certificate(report, ledger, out, operator_key=operator, principal=entry.principal,
-                               signer_key_pem=signer_key.read_bytes(), signer_cert_pem=signer_cert.read_bytes(),
-                               chain_pem=tuple(p.read_bytes() for p in chain), timestamp_url=timestamp_url)
-    _out(f"issued {issued.path} (signed PDF SHA-256 {issued.signed_sha256}), recorded as ledger record {issued.seq}")
+
+    def signer_from(passphrase: bytes | None) -> Any:
+        return load_signer(key=signer_key, cert=signer_cert, chain=chain, pkcs12=pkcs12, passphrase=passphrase)
+
+    try:
+        signer = signer_from(_passphrase(signer_passphrase_env))
+    except CertificateError as exc:
+        if "give its passphrase" not in exc.message or signer_passphrase_env is not None or not sys.stdin.isatty():
+            raise
+        signer = signer_from(_passphrase(None, ask=True))
+    _out(f"signer {signer.describe()}")
+    issued = issue_certificate(report, ledger, out, operator_key=operator, principal=entry.principal, signer=signer,
+                               timestamp_url=timestamp_url, page_size=page_size)
+    _out(f"issued {issued.path} ({issued.page_size}, signed PDF SHA-256 {issued.signed_sha256}"
+         f"{', timestamped' if timestamp_url else ''}), recorded as ledger record {issued.seq}")
 
 
 @verify_app.command("certificate", epilog="Example: lumina-audit verify certificate out/q.pdf --roots pki/root.pem "
@@ -495,14 +546,22 @@ def verify_certificate_cmd(
         check_against_ledger(data, ledger, ledger_trust)
     if rerender:
         rerender_matches(data)
-    doc = {"valid": True, "signer": report.signer_subject, "report_sha256": report.report_sha256,
-           "ledger_origin": report.ledger_origin, "ledger_record": report.ledger_record,
-           "checked_against_ledger": ledger is not None, "rerendered": rerender}
+    stamp = report.timestamp.isoformat() if report.timestamp is not None else None
+    doc = {"valid": True, "signer": report.signer_subject, "signer_fingerprint": report.signer_fingerprint,
+           "timestamp": stamp, "timestamp_trusted": report.timestamp_trusted,
+           "report_sha256": report.report_sha256, "ledger_origin": report.ledger_origin,
+           "ledger_record": report.ledger_record, "checked_against_ledger": ledger is not None, "rerendered": rerender}
     if as_json:
         _out(json.dumps(doc, indent=1))
     else:
         _out(f"valid: {pdf}")
-        _out(f"  1-2 signed by {report.signer_subject} (whole file, trusted root)")
+        _out(f"  1-2 signed by {report.signer_subject} (whole file, trusted root; certificate SHA-256 "
+             f"{report.signer_fingerprint[:16]}...)")
+        if stamp is not None:
+            trusted = "a trusted" if report.timestamp_trusted else "an UNTRUSTED (not chained to --roots)"
+            _out(f"      RFC 3161 timestamp {stamp} from {trusted} timestamp authority")
+        else:
+            _out("      no timestamp (PAdES B-B): the signing time is the signer's claim")
         _out(f"  3   attached report {report.report_sha256[:16]}... is an output of ledger record "
              f"{report.ledger_record}")
         _out(f"  4   that record is in ledger {report.ledger_origin} (size {report.tree_size}, signed checkpoint)")

@@ -31,7 +31,16 @@ from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 import rfc8785
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from . import dsse
 from ._internal.fileio import fsync_dir
@@ -42,7 +51,7 @@ from .trust import TrustEntry, TrustStore
 
 __all__ = [
     "DEFAULT_INPUT_EXTENSIONS", "KINDS", "NAMESPACE", "PAYLOAD_TYPE", "SEED", "AttributeManifest",
-    "CalibrateManifest", "ExtractManifest", "FileRef", "LoadedManifest",
+    "CalibrateManifest", "CertificateSettings", "CertificateSigner", "ExtractManifest", "FileRef", "LoadedManifest",
     "Manifest", "ManifestError", "ResolvedInput", "VerifiedManifest", "load_manifest", "resolve_inputs",
     "sig_path", "sign_manifest", "verify_manifest",
 ]
@@ -387,6 +396,51 @@ class AttributionSettings(_Model):
 
 class AttributeOutputs(_Model):
     reports: InsidePath  #: a folder; one report per query, named after its song id
+    certificates: InsidePath | None = None  #: a folder; one signed PDF per query, when ``certificates`` asks
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value):
+        raise ValueError("must be the name of an environment variable (A-Z a-z 0-9 _)")
+    return value
+
+
+def _tsa_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+        raise ValueError("must be an http:// or https:// URL of an RFC 3161 timestamp authority")
+    return value
+
+
+class CertificateSigner(_Model):
+    """The X.509 signer of the PDFs: a key and certificate (PEM or DER), or a PKCS#12 bundle.
+
+    ``cert_sha256`` pins which certificate signs (SHA-256 of its DER). The secret
+    itself never appears in a manifest: ``passphrase_env`` names the environment
+    variable that holds the passphrase of the key or bundle, if it has one.
+    """
+
+    key: PathText | None = None
+    cert: PathText | None = None
+    pkcs12: PathText | None = None
+    chain: FrozenList[PathText] = ()
+    cert_sha256: Hex64 | None = None
+    passphrase_env: Annotated[str, AfterValidator(_env_name)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CertificateSigner:
+        if self.pkcs12 is not None and (self.key is not None or self.cert is not None):
+            raise ValueError("give either key and cert, or pkcs12, not both")
+        if self.pkcs12 is None and (self.key is None or self.cert is None):
+            raise ValueError("give key and cert (PEM or DER), or pkcs12")
+        return self
+
+
+class CertificateSettings(_Model):
+    """Certificates issued by an Attribute run, one per query (issue 5: "a manifest can ask for them")."""
+
+    signer: CertificateSigner
+    page_size: Literal["A4", "Letter"] = "A4"
+    timestamp_url: Annotated[str, AfterValidator(_tsa_url)] | None = None
 
 
 class AttributeManifest(_ManifestBase):
@@ -398,7 +452,8 @@ class AttributeManifest(_ManifestBase):
     catalog: FileRef
     calibration: FileRef
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
-    outputs: AttributeOutputs
+    certificates: CertificateSettings | None = None
+    outputs: AttributeOutputs  #: ``outputs.certificates`` is given exactly when ``certificates`` is (load_manifest)
 
 
 #: Every kind of manifest.
@@ -492,7 +547,7 @@ class LoadedManifest:
     def outputs(self) -> dict[str, Path]:
         """Every output of this kind by name (``store``, ``calibration``, ``reports``), checked to stay inside."""
         return {name: self.inside(value, ("outputs", name))
-                for name, value in self.manifest.outputs.model_dump().items()}
+                for name, value in self.manifest.outputs.model_dump().items() if value is not None}
 
     @property
     def store_path(self) -> Path:
@@ -522,6 +577,11 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:
         loc, message = _validation_message(errors[0], doc)
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
         raise _error(source, lines, loc, message + more) from None
+    if isinstance(manifest, AttributeManifest) and (manifest.certificates is None) != (
+            manifest.outputs.certificates is None):
+        given: Loc = ("certificates",) if manifest.certificates is not None else ("outputs", "certificates")
+        raise _error(source, lines, given, "'certificates' and 'outputs.certificates' go together: give both or "
+                     "neither")
     try:
         manifest.signature.to_config()
         manifest.pins.to_pins()

@@ -11,7 +11,12 @@ Steps, each of which raises before anything is written:
 7. the work runs; outputs are written atomically;
 8. one ledger record (kind ``run``) with the manifest, inputs, outputs and environment,
    then a signed checkpoint. If the record cannot be written, the outputs of this run are
-   removed: the ledger never holds work that did not finish, and no output lacks a record.
+   removed: the ledger never holds work that did not finish, and no output lacks a record;
+9. an Attribute manifest with ``certificates`` then issues one signed PDF per report, each
+   its own ledger record (kind ``certificate``), as ``lumina-audit certificate issue`` does.
+   The signer's key and certificate were loaded and checked before step 6, so a bad key
+   stops the run before any work; a later failure (a timestamp server that does not
+   answer) names the reports left without a certificate and the command that issues them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ._internal.hashing import sha256_path
+from .dsse import SignatureVerificationError
 from .errors import LuminaError
 from .keys import key_id
 from .ledger import NAMESPACE as LEDGER_NAMESPACE
@@ -47,6 +53,7 @@ class RunResult:
     outputs: tuple[Path, ...]
     checkpoint: str
     summary: dict[str, Any]
+    certificates: tuple[Any, ...] = ()  #: :class:`~lumina_audit.certify.Issued`, one per report, when asked
 
 
 def _file_entry(path: Path, root: Path | None = None, **extra: Any) -> dict[str, Any]:
@@ -79,6 +86,8 @@ class _Plan:
     inputs: list[dict[str, Any]]
     result: dict[str, Any]
     write: Callable[[int], list[tuple[Path, str]]]
+    #: Run after the record is appended, with its sequence number and the files written (step 9).
+    after: Callable[[int, list[Path]], tuple[Any, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,8 @@ class _Context:
     pre: Any  #: what the kind read before the model loaded
     signers: list[dict[str, str]]  #: the manifest's verified signers
     origin: str  #: the ledger's origin line
+    operator_key: Ed25519PrivateKey
+    principal: str  #: the operator's principal in the trust file
 
 
 def _refuse_existing_outputs(loaded: LoadedManifest) -> None:
@@ -161,7 +172,10 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
     from .pins import apply_torch_pins, check_runtime
 
     now = datetime.now(UTC)
-    verified = verify_manifest(manifest_path, trust, now)  # step 1
+    try:
+        verified = verify_manifest(manifest_path, trust, now)  # step 1
+    except SignatureVerificationError as exc:  # for `run` this is a refusal (exit 2), not a verdict
+        raise RunError(f"refusing to run {manifest_path}: {exc.message}", hint=exc.hint) from None
     loaded: LoadedManifest = verified.loaded
     operator = trust.authorise(key_id(operator_key.public_key()), LEDGER_NAMESPACE, now)  # step 2
     pins, config = loaded.pins(), loaded.config()
@@ -178,7 +192,8 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
     ledger = Ledger.open(loaded.ledger_dir) if (loaded.ledger_dir / "ledger.json").exists() \
         else Ledger.create(loaded.ledger_dir)
     signers = [{"key_id": s.key_id, "principal": s.principal} for s in verified.signers]
-    plan = compute(_Context(loaded, session, inputs, audios, on_progress, pre, signers, ledger.origin))  # step 7
+    plan = compute(_Context(loaded, session, inputs, audios, on_progress, pre, signers, ledger.origin,
+                            operator_key, operator.principal))  # step 7
     written: list[Path] = []
 
     def body(seq: int) -> dict[str, Any]:  # step 8, under the ledger's lock
@@ -203,8 +218,9 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
         for folder in {p.parent for p in written if p.parent in loaded.outputs.values()}:
             folder.rmdir()
         raise
+    issued = plan.after(appended.seq, written) if plan.after is not None else ()  # step 9
     return RunResult(loaded.digest, appended.seq, loaded.ledger_dir, tuple(written), appended.checkpoint,
-                     plan.result)
+                     plan.result, issued)
 
 
 def _read_store(loaded: LoadedManifest, ref: Any, loc: str) -> tuple[Path, Any, dict[str, Any]]:
@@ -294,7 +310,38 @@ def _attribute_read(loaded: LoadedManifest) -> Any:
     if cal["catalog"]["sha256"] != store[2]["sha256"]:
         raise RunError(f"calibration {cal_path} was made on catalog store {cal['catalog']['sha256']}, not on "
                        f"{store[0]} ({store[2]['sha256']})")
-    return store, (cal_path, cal, cal_digest, cal_entry | {"kind": "calibration"})
+    signer = _certificate_signer(loaded) if m.certificates is not None else None
+    return store, (cal_path, cal, cal_digest, cal_entry | {"kind": "calibration"}), signer
+
+
+def _certificate_signer(loaded: LoadedManifest) -> Any:
+    """The manifest's X.509 signer, loaded and checked (key matches certificate, valid now, pinned digest)."""
+    import hashlib
+
+    from .certificate import load_signer
+
+    settings = cast(AttributeManifest, loaded.manifest).certificates
+    if settings is None:
+        raise RunError("this manifest asks for no certificates")
+    spec = settings.signer
+    passphrase = None
+    if spec.passphrase_env is not None:
+        value = os.environ.get(spec.passphrase_env)
+        if value is None:
+            raise RunError(f"environment variable {spec.passphrase_env} (certificates.signer.passphrase_env) "
+                           "is not set",
+                           hint="export the signer key's passphrase in it before running")
+        passphrase = value.encode()
+    creds = load_signer(key=loaded.anywhere(spec.key) if spec.key else None,
+                        cert=loaded.anywhere(spec.cert) if spec.cert else None,
+                        chain=[loaded.anywhere(c) for c in spec.chain],
+                        pkcs12=loaded.anywhere(spec.pkcs12) if spec.pkcs12 else None, passphrase=passphrase)
+    if spec.cert_sha256 is not None:
+        found = hashlib.sha256(creds.cert.dump()).hexdigest()
+        if found != spec.cert_sha256:
+            raise RunError(f"signer certificate SHA-256 {found} differs from the pinned "
+                           f"certificates.signer.cert_sha256 {spec.cert_sha256}")
+    return creds
 
 
 def _attribute_plan(ctx: _Context) -> _Plan:
@@ -304,7 +351,7 @@ def _attribute_plan(ctx: _Context) -> _Plan:
 
     loaded, session, inputs, audios, on_progress, pre = (ctx.loaded, ctx.session, ctx.inputs, ctx.audios,
                                                          ctx.on_progress, ctx.pre)
-    (store, index, store_entry), (cal_path, cal, cal_digest, cal_entry) = pre
+    (store, index, store_entry), (cal_path, cal, cal_digest, cal_entry), signer = pre
     _same_space(f"catalog store {store}", index.info.space.digest, session.space.digest)
     m = cast(AttributeManifest, loaded.manifest)
     top_k = m.attribution.top_k
@@ -343,7 +390,37 @@ def _attribute_plan(ctx: _Context) -> _Plan:
 
     verdicts = {f"{sig.song_id}:{ch}": results[ch][i].verdict for ch in ("P", "M") for i, sig in enumerate(sigs)}
     result = {"signature_space_sha256": session.space.digest, "queries": len(sigs), "verdicts": verdicts}
-    return _Plan([*_audio_entries(inputs, audios), store_entry, cal_entry], result, write)
+    after = None if signer is None else _certificates_after(ctx, signer)
+    return _Plan([*_audio_entries(inputs, audios), store_entry, cal_entry], result, write, after)
+
+
+def _certificates_after(ctx: _Context, signer: Any) -> Callable[[int, list[Path]], tuple[Any, ...]]:
+    """Step 9: one certificate per report, each its own ledger record."""
+    from .certify import issue_certificate
+
+    loaded = ctx.loaded
+    settings = cast(AttributeManifest, loaded.manifest).certificates
+    folder = loaded.outputs["certificates"]
+
+    def after(seq: int, reports: list[Path]) -> tuple[Any, ...]:
+        if settings is None:
+            return ()
+        issued: list[Any] = []
+        folder.mkdir(parents=True, exist_ok=False)
+        for i, report in enumerate(reports):
+            try:
+                issued.append(issue_certificate(
+                    report, loaded.ledger_dir, folder / f"{report.stem}.pdf", operator_key=ctx.operator_key,
+                    principal=ctx.principal, signer=signer, timestamp_url=settings.timestamp_url,
+                    page_size=settings.page_size))
+            except LuminaError as exc:
+                left = ", ".join(r.name for r in reports[i:])
+                raise RunError(f"the run is ledger record {seq}, but no certificate was issued for {left}: "
+                               f"{exc.message}",
+                               hint="issue them with `lumina-audit certificate issue REPORT`") from None
+        return tuple(issued)
+
+    return after
 
 
 #: Per kind: what it reads and checks before the model loads, and how it computes its plan.

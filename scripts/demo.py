@@ -5,7 +5,7 @@ a synthetic catalog of 30 songs (20-40 s, distinct melodies and timbres, from th
 committed generator), 10 control tracks, queries (one made from parts of two catalog
 songs, one a FLAC copy of a catalog song); keys and a trust file; the manifests of
 ``manifests/demo/`` signed by an operator and a reviewer; ``run`` Extract, Calibrate,
-Attribute; a signed PDF certificate of the spliced query (throwaway PKI); ``verify
+Attribute; a signed PDF certificate per query (throwaway PKI), asked for by the Attribute manifest; ``verify
 ledger`` (also against a checkpoint kept outside the ledger), an inclusion proof and the
 certificate verified offline; the verdict tables. Each step is the command a user
 would type, printed before it runs.
@@ -13,6 +13,7 @@ would type, printed before it runs.
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "work" / "demo"
+MARKER = ".lumina-demo"
 CLI = [str(Path(sys.executable).with_name("lumina-audit"))]
 SEED = 422024
 
@@ -39,7 +41,8 @@ def step(*args: str, into: str | None = None) -> str:
     return out.stdout
 
 
-def make_audio() -> None:
+def make_audio(catalog: int = 30, controls: int = 10, seconds: tuple[float, float] = (20.0, 40.0)) -> str:
+    """The synthetic catalog, controls and queries; returns the spliced query's song id."""
     import soundfile
 
     from lumina_audit._internal.synth import SongSpec, render, splice, write_wav
@@ -47,28 +50,48 @@ def make_audio() -> None:
     audio = WORK / "audio"
     for sub in ("catalog", "controls", "queries"):
         (audio / sub).mkdir(parents=True)
+    lo, span = seconds[0], int(seconds[1] - seconds[0]) + 1
     songs = {}
-    for i in range(30):
+    for i in range(catalog):
         rate, channels = ((44100, 2), (32000, 1), (48000, 2))[i % 3]
-        x = render(SongSpec(seed=SEED + 1000 + i, seconds=20.0 + (i * 7) % 21, sample_rate=rate, channels=channels))
+        x = render(SongSpec(seed=SEED + 1000 + i, seconds=lo + (i * 7) % span, sample_rate=rate, channels=channels))
         write_wav(audio / "catalog" / f"song{i:02d}.wav", x, rate, 16)
         songs[i] = (x, rate)
-    for i in range(10):
-        x = render(SongSpec(seed=SEED + 5000 + i, seconds=20.0 + (i * 5) % 11, sample_rate=44100, channels=2))
+    for i in range(controls):
+        x = render(SongSpec(seed=SEED + 5000 + i, seconds=lo + (i * 5) % ((span + 1) // 2),
+                            sample_rate=44100, channels=2))
         write_wav(audio / "controls" / f"control{i:02d}.wav", x, 44100, 16)
-    (a, rate_a), (b, rate_b) = songs[6], songs[15]  # both 44.1 kHz stereo, 20 s
-    query = splice(a, b, a_stop=12 * rate_a, b_start=6 * rate_b, b_stop=18 * rate_b, fade=rate_a // 2)
-    write_wav(audio / "queries" / "query-song06-song15.wav", query, rate_a, 16)
-    data, rate = soundfile.read(audio / "catalog" / "song03.wav", dtype="int16")
-    soundfile.write(audio / "queries" / "flac-copy-of-song03.flac", data, rate, subtype="PCM_16", format="FLAC")
-    print(f"made 30 catalog songs, 10 controls and 2 queries in {audio}")
+    ia, ib = (6, 15) if catalog > 15 else (0, 3)  # both 44.1 kHz stereo
+    (a, rate), (b, _) = songs[ia], songs[ib]
+    na, nb = a.shape[1], b.shape[1]  # the first 60 % of one, then 30-90 % of the other
+    query = splice(a, b, a_stop=na * 3 // 5, b_start=nb * 3 // 10, b_stop=nb * 9 // 10, fade=rate // 2)
+    name = f"query-song{ia:02d}-song{ib:02d}"
+    write_wav(audio / "queries" / f"{name}.wav", query, rate, 16)
+    data, flac_rate = soundfile.read(audio / "catalog" / "song03.wav", dtype="int16")
+    soundfile.write(audio / "queries" / "flac-copy-of-song03.flac", data, flac_rate, subtype="PCM_16", format="FLAC")
+    print(f"made {catalog} catalog songs, {controls} controls and 2 queries in {audio}")
+    return name
 
 
 def main() -> None:
+    global WORK
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=WORK, help="work folder, made afresh (default: work/demo)")
+    parser.add_argument("--catalog", type=int, default=30, help="catalog songs (at least 4)")
+    parser.add_argument("--controls", type=int, default=10, help="control tracks (at least 10)")
+    parser.add_argument("--seconds", type=float, nargs=2, default=(20.0, 40.0), metavar=("MIN", "MAX"),
+                        help="song lengths in seconds")
+    args = parser.parse_args()
+    if args.catalog < 4 or args.controls < 10 or not 2.0 <= args.seconds[0] <= args.seconds[1] <= 120.0:
+        parser.error("needs --catalog >= 4, --controls >= 10 and 2 <= MIN <= MAX <= 120 seconds")
+    WORK = args.work.resolve()
+    if WORK.exists() and any(WORK.iterdir()) and not (WORK / MARKER).exists():
+        parser.error(f"{WORK} is not empty and was not made by the demo; refusing to delete it")
     started = time.monotonic()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    make_audio()
+    (WORK / MARKER).write_text("made by scripts/demo.py; the next demo run deletes this folder\n")
+    query = make_audio(args.catalog, args.controls, tuple(args.seconds))
     lines = (ROOT / "golden/models/tiny-musicgen.sha256").read_text().splitlines()
     digests = "".join(f"    {name}: {value}\n" for value, name in (line.split() for line in lines))
     for kind in ("extract", "calibrate", "attribute"):
@@ -83,22 +106,19 @@ def main() -> None:
         trust.append(out.strip().splitlines()[-1])
     (WORK / "trust").write_text("\n".join(trust) + "\n")
     print(f"\n(wrote the trust file {WORK / 'trust'})")
+    step("pki", "throwaway", "--out", "pki")
     for kind in ("extract", "calibrate", "attribute"):
         step("manifest", "sign", f"{kind}.yaml", "--key", "keys/operator.key")
         step("manifest", "sign", f"{kind}.yaml", "--key", "keys/reviewer.key")
         step("manifest", "verify", f"{kind}.yaml", "--trust", "trust")
         step("run", f"{kind}.yaml", "--trust", "trust", "--key", "keys/operator.key")
-    step("pki", "throwaway", "--out", "pki")
-    query = "out/reports/query-song06-song15.json"
-    step("certificate", "issue", query, "--ledger", "ledger", "--trust", "trust", "--key", "keys/operator.key",
-         "--signer-key", "pki/signer.key", "--signer-cert", "pki/signer.pem", "--out", "out/certificate.pdf")
     step("ledger", "show", "ledger")
     step("ledger", "checkpoint", "ledger", into="checkpoint.txt")
     step("ledger", "prove", "2", "--ledger", "ledger", into="proof-2.json")
     step("verify", "proof", "proof-2.json", "--trust", "trust")
     step("verify", "ledger", "ledger", "--trust", "trust", "--checkpoint", "checkpoint.txt")
-    step("verify", "certificate", "out/certificate.pdf", "--roots", "pki/root.pem", "--trust", "trust",
-         "--ledger", "ledger", "--rerender")
+    step("verify", "certificate", f"out/certificates/{query}.pdf", "--roots", "pki/root.pem",
+         "--trust", "trust", "--ledger", "ledger", "--rerender")
     for report in sorted((WORK / "out" / "reports").glob("*.json")):
         step("report", "show", str(report.relative_to(WORK)))
     print(f"\nDone in {time.monotonic() - started:.0f} s. Everything is in {WORK}:")
@@ -107,7 +127,7 @@ def main() -> None:
                        ("*.yaml, *.yaml.sig", "the three manifests and their signatures"),
                        ("out/catalog.h5", "the signature store"), ("out/calibration.json", "the noise floor"),
                        ("out/reports/", "one attribution report per query"),
-                       ("out/certificate.pdf", "the signed PDF/A-3b certificate of the spliced query"),
+                       ("out/certificates/", "one signed PDF/A-3b certificate per query"),
                        ("pki/", "a throwaway X.509 root and signer (never trust it outside the demo)"),
                        ("ledger/", "the signed, hash-chained ledger of the three runs"),
                        ("checkpoint.txt", "its latest checkpoint: keep copies elsewhere"),

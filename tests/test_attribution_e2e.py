@@ -134,6 +134,7 @@ def _refused(chain: Chain, tmp: Path, name: str, text: str, match: str) -> None:
     with pytest.raises(LuminaError, match=match):
         _sign_run(chain, name, text)
     assert (chain.root / "ledger" / "records").read_bytes() == before
+    (chain.root / f"{name}.yaml.sig").unlink(missing_ok=True)
 
 
 def test_calibration_refuses_too_few_controls(chain: Chain, tmp_path: Path) -> None:
@@ -178,20 +179,22 @@ def test_certificate_issued_recorded_and_verified(chain: Chain, tmp_path: Path) 
     import subprocess
     import sys
 
-    from lumina_audit.certificate import CertificateError, verify_certificate
+    from lumina_audit.certificate import CertificateError, load_signer, verify_certificate
     from lumina_audit.certify import check_against_ledger, issue_certificate, rerender_matches
     from lumina_audit.ledger import Ledger
     from lumina_audit.pins import MARKER
     from lumina_audit.pki import write_throwaway_pki
 
     pki = write_throwaway_pki(tmp_path / "pki")
+    signer = load_signer(key=pki["key"], cert=pki["cert"])
     report = chain.root / "out" / "reports" / "unrelated.json"
     out = chain.root / "out" / "unrelated.pdf"
     issued = issue_certificate(report, chain.root / "ledger", out, operator_key=chain.key, principal="op@lab",
-                               signer_key_pem=pki["key"].read_bytes(), signer_cert_pem=pki["cert"].read_bytes())
+                               signer=signer)
     rec = Ledger.open(chain.root / "ledger").records()[issued.seq]
     pdf = out.read_bytes()
     assert rec.kind == "certificate" and rec.body["signed_pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert rec.body["page_size"] == "A4" and issued.page_size == "A4"
     assert rec.body["report_sha256"] == read_report(report)[1] and rec.body["report_record"] == 2
     assert verify(chain.root / "ledger", chain.trust).status == "valid"
     got = verify_certificate(pdf, trust_roots_pem=[pki["root"].read_bytes()], ledger_trust=chain.trust)
@@ -200,7 +203,7 @@ def test_certificate_issued_recorded_and_verified(chain: Chain, tmp_path: Path) 
     rerender_matches(pdf)
     with pytest.raises(LuminaError, match="already exists"):
         issue_certificate(report, chain.root / "ledger", out, operator_key=chain.key, principal="op@lab",
-                          signer_key_pem=pki["key"].read_bytes(), signer_cert_pem=pki["cert"].read_bytes())
+                          signer=signer)
     other = write_throwaway_pki(tmp_path / "other")
     with pytest.raises(CertificateError, match="step 2"):
         verify_certificate(pdf, trust_roots_pem=[other["root"].read_bytes()], ledger_trust=chain.trust)
@@ -239,3 +242,60 @@ def test_certificate_looked_at_as_a_person_would(chain: Chain, tmp_path: Path) -
         assert f"Channel {ch}: {res['verdict']}" in first_page
         assert f"{res['tau']:.4f}" in first_page
     assert digest in text.replace("\n", "") or digest[:32] in text
+
+
+def _with_certificates(name: str, signer: str, queries: str = "queries") -> str:
+    return (_head(name, "Attribute") + "catalog: {path: out/catalog.h5}\ncalibration: {path: out/calibration.json}\n"
+            f"queries:\n  - path: {queries}\ncertificates:\n  signer: {signer}\n"
+            f"outputs: {{reports: out/{name}-reports, certificates: out/{name}-certificates}}\n")
+
+
+def test_attribute_manifest_issues_certificates(chain: Chain) -> None:
+    """One Attribute run, certificates asked for by the manifest: one per query, each its own ledger record.
+
+    The queries are a catalog WAV and its FLAC copy (same PCM): their reports agree on every figure.
+    """
+    from lumina_audit.certificate import load_signer, verify_certificate
+    from lumina_audit.ledger import Ledger
+    from lumina_audit.pki import write_throwaway_pki
+
+    pki = write_throwaway_pki(chain.root / "pki-run")
+    fingerprint = load_signer(key=pki["key"], cert=pki["cert"]).fingerprint
+    pair = chain.root / "pair"
+    pair.mkdir()
+    shutil.copy(chain.root / "catalog" / "song03.wav", pair / "wav-song03.wav")
+    shutil.copy(chain.root / "queries" / "copy-of-song03.flac", pair / "flac-song03.flac")
+    before = len(Ledger.open(chain.root / "ledger").records())
+    result = _sign_run(chain, "certs", _with_certificates(
+        "certs", f"{{key: pki-run/signer.key, cert: pki-run/signer.pem, cert_sha256: {fingerprint}}}", "pair"))
+    records = Ledger.open(chain.root / "ledger").records()
+    assert result.seq == before and len(records) == before + 3
+    assert [r.kind for r in records[before:]] == ["run", "certificate", "certificate"]
+    assert sorted(c.path.name for c in result.certificates) == ["flac-song03.pdf", "wav-song03.pdf"]
+    for c in result.certificates:
+        got = verify_certificate(c.path.read_bytes(), trust_roots_pem=[pki["root"].read_bytes()],
+                                 ledger_trust=chain.trust)
+        assert got.ledger_record == result.seq and records[c.seq].body["report_record"] == result.seq
+    wav, _ = read_report(chain.root / "out" / "certs-reports" / "wav-song03.json")
+    flac, _ = read_report(chain.root / "out" / "certs-reports" / "flac-song03.json")
+    assert wav["channels"] == flac["channels"] and wav["query"]["pcm_sha256"] == flac["query"]["pcm_sha256"]
+    assert wav["query"]["file_sha256"] != flac["query"]["file_sha256"]
+    assert verify(chain.root / "ledger", chain.trust).status == "valid"
+
+
+@pytest.mark.parametrize(("signer", "match"), [
+    ("{key: pki-x/signer.key, cert: pki-y/signer.pem}", "does not match"),
+    ("{key: pki-x/signer.key, cert: pki-x/signer.pem, cert_sha256: " + "ab" * 32 + "}", "differs from the pinned"),
+    ("{key: pki-x/signer.key, cert: pki-x/signer.pem, passphrase_env: LUMINA_TEST_UNSET}", "is not set"),
+    ("{pkcs12: pki-x/none.p12}", "none.p12"),
+])
+def test_attribute_refuses_a_bad_signer_before_any_work(chain: Chain, tmp_path: Path, signer: str,
+                                                         match: str) -> None:
+    from lumina_audit.pki import write_throwaway_pki
+
+    for name in ("pki-x", "pki-y"):
+        if not (chain.root / name).exists():
+            write_throwaway_pki(chain.root / name)
+    _refused(chain, tmp_path, "badsigner", _with_certificates("badsigner", signer), match)
+    assert not (chain.root / "out" / "badsigner-reports").exists()
+    assert not (chain.root / "out" / "badsigner-certificates").exists()

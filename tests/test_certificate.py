@@ -1,4 +1,7 @@
-"""Signed PDF certificates: deterministic rendering, PAdES signing, and verification steps 1-4."""
+"""Signed PDF certificates: deterministic rendering, PAdES signing, and verification steps 1-4.
+
+Signer loading, PKCS#12, Ed25519 and page sizes: test_certificate_signer.py; PAdES B-T: test_timestamp.py.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import pytest
 from lumina_audit._internal import note
 from lumina_audit.certificate import (
     CertificateError,
+    SignerCredentials,
+    load_signer,
     render_certificate,
     render_html,
     sign_certificate,
@@ -20,6 +25,7 @@ from lumina_audit.certificate import (
 )
 from lumina_audit.keys import generate
 from lumina_audit.ledger import NAMESPACE, Ledger, prove
+from lumina_audit.pki import ThrowawayPki, throwaway_pki
 from lumina_audit.reports import canonical
 from lumina_audit.trust import TrustStore, format_entry, parse_trust
 
@@ -63,12 +69,18 @@ def _make(tmp: Path, **kw: Any) -> tuple[dict[str, Any], bytes, dict[str, Any], 
     return doc, data, prove(tmp / "ledger", 1), ledger.records()[1].time
 
 
-def _pki(kind: str) -> tuple[bytes, bytes, bytes]:
-    """(root cert PEM, signer key PEM, signer cert PEM)."""
-    from lumina_audit.pki import throwaway_pki
+def signer_of(pki: ThrowawayPki, folder: Path) -> SignerCredentials:
+    """The throwaway PKI's signer, written to ``folder`` as PEM files and loaded as a user's would be."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "signer.key").write_bytes(pki.signer_key_pem)
+    (folder / "signer.pem").write_bytes(pki.signer_cert_pem)
+    return load_signer(key=folder / "signer.key", cert=folder / "signer.pem")
 
+
+def _pki(kind: str, folder: Path) -> tuple[bytes, SignerCredentials]:
+    """(root cert PEM, loaded signer)."""
     p = throwaway_pki("ec" if kind == "ec" else "rsa")
-    return p.root_pem, p.signer_key_pem, p.signer_cert_pem
+    return p.root_pem, signer_of(p, folder)
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +95,13 @@ def unsigned(made: tuple[dict[str, Any], bytes, dict[str, Any], datetime]) -> by
 
 
 @pytest.fixture(scope="module", params=["ec", "rsa"])
-def pki(request: pytest.FixtureRequest) -> tuple[bytes, bytes, bytes]:
-    return _pki(request.param)
+def pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, SignerCredentials]:
+    return _pki(request.param, tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
-def signed(unsigned: bytes, pki: tuple[bytes, bytes, bytes]) -> bytes:
-    _root, key, cert = pki
-    return sign_certificate(unsigned, key, cert)
+def signed(unsigned: bytes, pki: tuple[bytes, SignerCredentials]) -> bytes:
+    return sign_certificate(unsigned, pki[1])
 
 
 def _verify(pdf: bytes, root: bytes, trust: TrustStore | None = None) -> Any:
@@ -108,9 +119,11 @@ def test_render_is_deterministic_pdfa(made: tuple[dict[str, Any], bytes, dict[st
     reader = PdfFileReader(io.BytesIO(unsigned))
     xmp = reader.root["/Metadata"].get_object().data
     assert b"pdfaid:part" in xmp and b"2026-05-04T12:30:15" in xmp  # PDF/A-3, dates from the ledger record
-    # weasyprint 70 lists each file twice in /AF (from the name tree and from the Filespec objects).
-    relationships = {str(f.get_object()["/AFRelationship"]) for f in reader.root["/AF"]}
-    assert relationships == {"/Data", "/Supplement"}
+    # Each attached file once in /AF (weasyprint 70 alone lists each twice), with its relationship.
+    files = [f.get_object() for f in reader.root["/AF"]]
+    assert sorted(str(f["/AFRelationship"]) for f in files) == ["/Data", "/Supplement"]
+    names = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
+    assert sorted(str(f["/F"]) for f in files) == sorted(str(names.raw_get(i)) for i in range(0, len(names), 2))
 
 
 def test_a4_and_attachments(unsigned: bytes, made: tuple[dict[str, Any], bytes, dict[str, Any], datetime]) -> None:
@@ -131,7 +144,7 @@ def test_a4_and_attachments(unsigned: bytes, made: tuple[dict[str, Any], bytes, 
     assert b'"format":"lumina-inclusion-proof"' in files["inclusion-proof.json"]
 
 
-def test_sign_and_verify(signed: bytes, pki: tuple[bytes, bytes, bytes],
+def test_sign_and_verify(signed: bytes, pki: tuple[bytes, SignerCredentials],
                          made: tuple[dict[str, Any], bytes, dict[str, Any], datetime]) -> None:
     from pyhanko.keys import load_certs_from_pemder_data
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -152,7 +165,7 @@ def test_sign_and_verify(signed: bytes, pki: tuple[bytes, bytes, bytes],
 
 
 @pytest.mark.parametrize("where", [0.02, 0.33, 0.6, 0.97])
-def test_flipped_byte_rejected_at_step_1(signed: bytes, pki: tuple[bytes, bytes, bytes], where: float) -> None:
+def test_flipped_byte_rejected_at_step_1(signed: bytes, pki: tuple[bytes, SignerCredentials], where: float) -> None:
     import re
 
     m = re.search(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]", signed)
@@ -167,7 +180,7 @@ def test_flipped_byte_rejected_at_step_1(signed: bytes, pki: tuple[bytes, bytes,
         _verify(bytes(bad), pki[0])
 
 
-def test_incremental_update_rejected(signed: bytes, pki: tuple[bytes, bytes, bytes]) -> None:
+def test_incremental_update_rejected(signed: bytes, pki: tuple[bytes, SignerCredentials]) -> None:
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
@@ -181,30 +194,30 @@ def test_incremental_update_rejected(signed: bytes, pki: tuple[bytes, bytes, byt
 
 
 def test_untrusted_root_rejected_at_step_2(signed: bytes) -> None:
-    other_root = _pki("ec")[0]
+    other_root = throwaway_pki("ec").root_pem
     with pytest.raises(CertificateError, match=r"^step 2:"):
         _verify(signed, other_root)
 
 
 def test_swapped_report_rejected_at_step_3(made: tuple[dict[str, Any], bytes, dict[str, Any], datetime],
-                                           pki: tuple[bytes, bytes, bytes]) -> None:
+                                           pki: tuple[bytes, SignerCredentials]) -> None:
     doc, _data, proof, when = made
     other = {**doc, "query": {**doc["query"], "song_id": "someone-else"}}
     pdf = render_certificate(other, canonical(other), proof, issued_at=when)
     with pytest.raises(CertificateError, match=r"^step 3: report.json .* is not among the outputs"):
-        _verify(sign_certificate(pdf, pki[1], pki[2]), pki[0])
+        _verify(sign_certificate(pdf, pki[1]), pki[0])
 
 
 def test_untrusted_checkpoint_rejected_at_step_4(made: tuple[dict[str, Any], bytes, dict[str, Any], datetime],
-                                                 pki: tuple[bytes, bytes, bytes]) -> None:
+                                                 pki: tuple[bytes, SignerCredentials]) -> None:
     doc, data, proof, when = made
     body = proof["checkpoint"].split("\n\n", 1)[0] + "\n"
     forged = {**proof, "checkpoint": note.sign_note(body, "mallory", MALLORY)}
-    pdf = sign_certificate(render_certificate(doc, data, forged, issued_at=when), pki[1], pki[2])
+    pdf = sign_certificate(render_certificate(doc, data, forged, issued_at=when), pki[1])
     with pytest.raises(CertificateError, match=r"^step 4: proof step 4: checkpoint"):
         _verify(pdf, pki[0])
     # ... and the genuine certificate fails too when the ledger key is not trusted.
-    genuine = sign_certificate(render_certificate(doc, data, proof, issued_at=when), pki[1], pki[2])
+    genuine = sign_certificate(render_certificate(doc, data, proof, issued_at=when), pki[1])
     mallory_trust = parse_trust(format_entry("mallory", [NAMESPACE], MALLORY.public_key()))
     with pytest.raises(CertificateError, match=r"^step 4:"):
         _verify(genuine, pki[0], mallory_trust)

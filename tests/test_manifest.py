@@ -20,6 +20,7 @@ from lumina_audit import dsse
 from lumina_audit.manifest import (
     NAMESPACE,
     PAYLOAD_TYPE,
+    AttributeManifest,
     ExtractManifest,
     ManifestError,
     load_manifest,
@@ -31,6 +32,8 @@ from lumina_audit.manifest import (
 from lumina_audit.pins import Pins
 from lumina_audit.space import SignatureConfig
 from lumina_audit.trust import TrustStore, format_entry, parse_trust
+
+from .conftest import ROOT
 
 HEX_A = "a" * 64
 HEX_B = "0123456789abcdef" * 4
@@ -599,19 +602,86 @@ def test_resolve_inputs_refusals(tmp_path: Path, inputs: str, pattern: str) -> N
     assert re.search(pattern, info.value.message), info.value.message
 
 
-def test_musicgen_large_template_validates_once_filled_in(tmp_path: Path) -> None:
-    import re
+def _fill(text: str) -> str:
+    for p in set(re.findall(r"<[^<>]+>", text)):
+        if "sha256" in p:
+            value = "ab" * 32
+        elif p.startswith("</"):
+            value = "/models/large" + p[1:-1]
+        elif p.startswith("<https"):
+            value = "https://tsa.example.org/rfc3161"
+        else:
+            value = "case-x"
+        text = text.replace(p, value)
+    return text
 
-    from lumina_audit.manifest import load_manifest as _load
 
-    repo = Path(__file__).resolve().parents[1]
-    text = (repo / "manifests" / "musicgen-large" / "extract.yaml").read_text()
-    placeholders = set(re.findall(r"<[^>]+>", text))
-    assert {"<sha256 of state_dict.bin>", "</absolute/path/to/musicgen-large>"} <= placeholders
-    filled = text
-    for p in placeholders:
-        value = "ab" * 32 if "sha256" in p else ("/models/large" if p.startswith("</") else "catalog-x")
-        filled = filled.replace(p, value)
-    (tmp_path / "extract.yaml").write_text(filled)
-    loaded = _load(tmp_path / "extract.yaml")
+@pytest.mark.parametrize("kind", ["extract", "calibrate", "attribute"])
+def test_musicgen_large_templates_validate_once_filled_in(tmp_path: Path, kind: str) -> None:
+    text = (ROOT / "manifests" / "musicgen-large" / f"{kind}.yaml").read_text()
+    assert {"<sha256 of state_dict.bin>", "</absolute/path/to/musicgen-large>"} <= set(re.findall(r"<[^<>]+>", text))
+    with pytest.raises(ManifestError):  # as shipped, the placeholders are refused
+        load_manifest(write(tmp_path, text, f"{kind}.yaml"))
+    loaded = load_manifest(write(tmp_path, _fill(text), f"{kind}.yaml"))
     assert loaded.pins().device == "cuda" and loaded.config().layers_p == (42, 43, 44, 45, 46, 47)
+    assert loaded.manifest.kind.lower() == kind
+    assert "<" not in loaded.canonical_json.decode()
+
+
+def test_musicgen_large_templates_share_one_signature_space(tmp_path: Path) -> None:
+    """The three templates pin the same model, signature settings and pins (one signature space)."""
+    docs = []
+    for kind in ("extract", "calibrate", "attribute"):
+        m = load_manifest(write(tmp_path, _fill((ROOT / "manifests/musicgen-large" / f"{kind}.yaml").read_text()),
+                                f"{kind}.yaml")).manifest
+        docs.append((m.model, m.signature, m.pins))
+    assert docs[0] == docs[1] == docs[2]
+
+
+# ---------------------------------------------------------------- certificates in an Attribute manifest
+
+ATTRIBUTE = f"""apiVersion: lumina-audit/v1
+kind: Attribute
+metadata: {{name: case}}
+seed: 422024
+model: {{directory: model, sha256: {{state_dict.bin: {HEX_A}, compression_state_dict.bin: {HEX_B}}}}}
+catalog: {{path: out/catalog.h5}}
+calibration: {{path: out/calibration.json}}
+queries: [{{path: audio}}]
+certificates:
+  signer: {{key: pki/signer.key, cert: pki/signer.pem}}
+outputs: {{reports: out/reports, certificates: out/certificates}}
+ledger: ledger
+"""
+
+
+def test_attribute_manifest_with_certificates(tmp_path: Path) -> None:
+    loaded = load_manifest(write(tmp_path, ATTRIBUTE))
+    m = loaded.manifest
+    assert isinstance(m, AttributeManifest) and m.certificates is not None
+    assert (m.certificates.page_size, m.certificates.timestamp_url, m.certificates.signer.chain) == ("A4", None, ())
+    assert loaded.outputs == {"reports": tmp_path / "out" / "reports",
+                              "certificates": tmp_path / "out" / "certificates"}
+    without = load_manifest(write(tmp_path, ATTRIBUTE.replace("certificates:\n  signer: {key: pki/signer.key, "
+                                  "cert: pki/signer.pem}\n", "").replace(", certificates: out/certificates", ""),
+                                  "plain.yaml"))
+    assert set(without.outputs) == {"reports"} and without.digest != loaded.digest
+    letter = load_manifest(write(tmp_path, ATTRIBUTE.replace("cert: pki/signer.pem}", "cert: pki/signer.pem}\n"
+                                                             "  page_size: Letter"), "letter.yaml"))
+    assert letter.digest != loaded.digest
+
+
+@pytest.mark.parametrize(("old", "new", "pattern"), [
+    (", certificates: out/certificates", "", r":9: .*'certificates' and 'outputs.certificates' go together"),
+    ("cert: pki/signer.pem}", "cert: pki/signer.pem, pkcs12: p.p12}", r":10: .*either key and cert, or pkcs12"),
+    ("{key: pki/signer.key, cert: pki/signer.pem}", "{key: pki/signer.key}", r":10: .*give key and cert"),
+    ("cert: pki/signer.pem}", "cert: pki/signer.pem, passphrase_env: 'X Y'}", r"name of an environment variable"),
+    ("cert: pki/signer.pem}", "cert: pki/signer.pem}\n  timestamp_url: ftp://tsa", r":11: .*http:// or https://"),
+    ("cert: pki/signer.pem}", "cert: pki/signer.pem}\n  page_size: A3", r":11: .*page_size"),
+    ("cert: pki/signer.pem}", "cert: pki/signer.pem, cert_sha256: abc}", r"64 lowercase hex"),
+    ("certificates: out/certificates", "certificates: ../certs", r"must not contain '..'"),
+    ("cert: pki/signer.pem}", "cert: pki/signer.pem, password: x}", r"unknown key 'password'"),
+])
+def test_attribute_certificate_settings_refused(tmp_path: Path, old: str, new: str, pattern: str) -> None:
+    assert old in ATTRIBUTE
+    refused(tmp_path, ATTRIBUTE.replace(old, new), pattern)
