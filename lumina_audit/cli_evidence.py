@@ -419,16 +419,18 @@ def report_show(
     if as_json:
         _out(json.dumps(doc | {"sha256": digest}, indent=1))
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # header lines stay whole in a narrow or piped terminal
     q = doc["query"]
     console.print(f"query {q['song_id']}  (file {q['file_sha256'][:16]}..., PCM {q['pcm_sha256'][:16]}...)")
-    console.print(f"report {digest}  ledger record {doc['ledger']['record']} of {doc['ledger']['origin']}")
+    console.print(f"report {digest[:16]}...  ledger record {doc['ledger']['record']} of {doc['ledger']['origin']}")
     names = {"P": "P (composition)", "M": "M (production)"}
     for ch in ("P", "M"):
         res = doc["channels"][ch]
         cal = doc["calibration"]["channels"][ch]
-        table = Table(title=f"{names[ch]}: {res['verdict']}  (tau {cal['tau']:.4f} = mu {cal['mu']:.4f} + "
-                      f"{cal['k']:g} x sigma {cal['sigma']:.4f}; false-positive rate {cal['false_positive_rate']:.4f})")
+        console.print(f"\n{names[ch]}: {res['verdict']}")
+        console.print(f"  tau {cal['tau']:.4f} = mu {cal['mu']:.4f} + {cal['k']:g} x sigma {cal['sigma']:.4f}; "
+                      f"false-positive rate {cal['false_positive_rate']:.4f}")
+        table = Table()
         for col in ("song", "share", "similarity", "z", ""):
             table.add_column(col, justify="left" if col in ("song", "") else "right")
         for e in res["entries"]:

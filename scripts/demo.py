@@ -14,6 +14,7 @@ would type, printed before it runs.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
 import subprocess
@@ -121,6 +122,13 @@ def main() -> None:
          "--trust", "trust", "--ledger", "ledger", "--rerender")
     for report in sorted((WORK / "out" / "reports").glob("*.json")):
         step("report", "show", str(report.relative_to(WORK)))
+    cal = json.loads((WORK / "out" / "calibration.json").read_text())
+    high = [ch for ch in ("P", "M") if cal["channels"][ch]["tau"] >= 1.0]
+    if high:
+        print(f"\nNote: on channel(s) {', '.join(high)} the noise floor tau is above 1, the largest possible "
+              "similarity,\nso no song can be attributed there, not even an exact copy. That is a property of the "
+              "random\ntiny model (README, 'Known limits'; scripts/separation.py measures it), not of the method's "
+              "code.")
     print(f"\nDone in {time.monotonic() - started:.0f} s. Everything is in {WORK}:")
     for name, what in (("audio/", "the synthetic catalog, controls and queries"),
                        ("keys/, trust", "the demo keys (throwaway) and the trust file"),
@@ -129,7 +137,7 @@ def main() -> None:
                        ("out/reports/", "one attribution report per query"),
                        ("out/certificates/", "one signed PDF/A-3b certificate per query"),
                        ("pki/", "a throwaway X.509 root and signer (never trust it outside the demo)"),
-                       ("ledger/", "the signed, hash-chained ledger of the three runs"),
+                       ("ledger/", "the signed, hash-chained ledger: three runs, one certificate per query"),
                        ("checkpoint.txt", "its latest checkpoint: keep copies elsewhere"),
                        ("proof-2.json", "the inclusion proof of the attribution run")):
         print(f"  {name:<22} {what}")
