@@ -170,10 +170,18 @@ def _as_tuple(value: Any) -> Any:
 FrozenList = Annotated[tuple[_Item, ...], BeforeValidator(_as_tuple)]
 
 
-def _hex64(value: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{64}", value):
-        raise ValueError("must be 64 lowercase hex digits (a SHA-256)")
-    return value
+
+
+def _matching(regex: str, message: str) -> AfterValidator:
+    """A validator that accepts a string matching ``regex`` whole; ``message`` may name ``{value!r}``."""
+    pattern = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(message.format(value=value))
+        return value
+
+    return AfterValidator(check)
 
 
 def _path_text(value: str) -> str:
@@ -197,19 +205,11 @@ def _seed(value: int) -> int:
     return value
 
 
-def _name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", value):
-        raise ValueError("must be 1-100 characters of A-Z a-z 0-9 . _ -")
-    return value
 
 
-def _extension(value: str) -> str:
-    if not re.fullmatch(r"\.[A-Za-z0-9]{1,16}", value):
-        raise ValueError(f"{value!r} is not a file extension like '.wav'")
-    return value
 
 
-Hex64 = Annotated[str, AfterValidator(_hex64)]
+Hex64 = Annotated[str, _matching(r"[0-9a-f]{64}", "must be 64 lowercase hex digits (a SHA-256)")]
 PathText = Annotated[str, AfterValidator(_path_text)]
 InsidePath = Annotated[str, AfterValidator(_path_text), AfterValidator(_inside)]
 
@@ -219,7 +219,7 @@ class _Model(BaseModel):
 
 
 class Metadata(_Model):
-    name: Annotated[str, AfterValidator(_name)]
+    name: Annotated[str, _matching(r"[A-Za-z0-9._-]{1,100}", "must be 1-100 characters of A-Z a-z 0-9 . _ -")]
     description: str = ""
 
 
@@ -347,7 +347,8 @@ class Outputs(_Model):
     store: InsidePath
 
 
-Extensions = FrozenList[Annotated[str, AfterValidator(_extension)]]
+Extensions = FrozenList[Annotated[str, _matching(r"\.[A-Za-z0-9]{1,16}",
+                                                "{value!r} is not a file extension like '.wav'")]]
 
 
 class ExtractManifest(_ManifestBase):
@@ -399,16 +400,13 @@ class AttributeOutputs(_Model):
     certificates: InsidePath | None = None  #: a folder; one signed PDF per query, when ``certificates`` asks
 
 
-def _env_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value):
-        raise ValueError("must be the name of an environment variable (A-Z a-z 0-9 _)")
-    return value
-
-
 def _tsa_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
-        raise ValueError("must be an http:// or https:// URL of an RFC 3161 timestamp authority")
-    return value
+    from .certificate import CertificateError, check_timestamp_url  # one definition of an acceptable URL
+
+    try:
+        return check_timestamp_url(value)
+    except CertificateError as exc:
+        raise ValueError(exc.message) from None
 
 
 class CertificateSigner(_Model):
@@ -424,7 +422,8 @@ class CertificateSigner(_Model):
     pkcs12: PathText | None = None
     chain: FrozenList[PathText] = ()
     cert_sha256: Hex64 | None = None
-    passphrase_env: Annotated[str, AfterValidator(_env_name)] | None = None
+    passphrase_env: Annotated[str, _matching(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "must be the name of an "
+                                             "environment variable (A-Z a-z 0-9 _)")] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> CertificateSigner:
