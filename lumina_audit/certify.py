@@ -1,7 +1,7 @@
 """Issuing certificates into the ledger, and the optional checks of ``verify certificate``.
 
 Issuing (``lumina-audit certificate issue``) takes a :class:`~lumina_audit.certificate.SignerCredentials`
-that :func:`~lumina_audit.certificate.load_signer` has already checked, and a page size and
+that :func:`~lumina_audit.signer.load_signer` has already checked, and a page size and
 timestamp authority URL that are checked before any work:
 
 1. the report is read (canonical, known version) and the ledger record it names is found;
@@ -32,17 +32,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ._internal.fileio import write_new
-from .certificate import (
-    CertificateError,
-    SignerCredentials,
-    check_timestamp_url,
-    page_size_name,
-    page_size_of,
-    render_certificate,
-    sign_certificate,
-)
+from .certificate import CertificateError, page_size_name, page_size_of, render_certificate
 from .ledger import Ledger, prove, verify
 from .reports import read_report
+from .signer import SignerCredentials, check_timestamp_url, sign_certificate
 from .trust import TrustStore
 
 __all__ = ["Issued", "check_against_ledger", "issue_certificate", "rerender_matches"]

@@ -501,10 +501,11 @@ def certificate_issue(
 
     The signer is loaded and checked first (key matches certificate, valid now, supported key type).
     """
-    from .certificate import CertificateError, load_signer
+    from .certificate import CertificateError
     from .certify import issue_certificate
     from .keys import key_id
     from .ledger import NAMESPACE
+    from .signer import load_signer
 
     operator = _private_key(key, passphrase_env)
     entry = _trust(trust).authorise(key_id(operator.public_key()), NAMESPACE, datetime.now(UTC))

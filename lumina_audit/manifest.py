@@ -401,7 +401,8 @@ class AttributeOutputs(_Model):
 
 
 def _tsa_url(value: str) -> str:
-    from .certificate import CertificateError, check_timestamp_url  # one definition of an acceptable URL
+    from .certificate import CertificateError
+    from .signer import check_timestamp_url  # one definition of an acceptable URL
 
     try:
         return check_timestamp_url(value)

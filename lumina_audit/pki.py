@@ -1,7 +1,7 @@
 """A throwaway X.509 PKI (root and signer) for tests and the demo: never trusted by default.
 
 Real certificates are signed with a key and certificate from the expert's own PKI (PEM or
-DER files, or a PKCS#12 bundle; see :func:`lumina_audit.certificate.load_signer`); this
+DER files, or a PKCS#12 bundle; see :func:`lumina_audit.signer.load_signer`); this
 module only exists so that the chain can be shown end to end. Kinds: ``ec`` (ECDSA P-256),
 ``rsa`` (RSA 2048) and ``ed25519``; the root and the signer use the same kind. With
 ``purpose="timestamping"`` the leaf is a time-stamping authority's certificate (extended key

@@ -318,7 +318,7 @@ def _certificate_signer(loaded: LoadedManifest) -> Any:
     """The manifest's X.509 signer, loaded and checked (key matches certificate, valid now, pinned digest)."""
     import hashlib
 
-    from .certificate import load_signer
+    from .signer import load_signer
 
     settings = cast(AttributeManifest, loaded.manifest).certificates
     if settings is None:

@@ -179,11 +179,12 @@ def test_certificate_issued_recorded_and_verified(chain: Chain, tmp_path: Path) 
     import subprocess
     import sys
 
-    from lumina_audit.certificate import CertificateError, load_signer, verify_certificate
+    from lumina_audit.certificate import CertificateError, verify_certificate
     from lumina_audit.certify import check_against_ledger, issue_certificate, rerender_matches
     from lumina_audit.ledger import Ledger
     from lumina_audit.pins import MARKER
     from lumina_audit.pki import write_throwaway_pki
+    from lumina_audit.signer import load_signer
 
     pki = write_throwaway_pki(tmp_path / "pki")
     signer = load_signer(key=pki["key"], cert=pki["cert"])
@@ -255,9 +256,10 @@ def test_attribute_manifest_issues_certificates(chain: Chain) -> None:
 
     The queries are a catalog WAV and its FLAC copy (same PCM): their reports agree on every figure.
     """
-    from lumina_audit.certificate import load_signer, verify_certificate
+    from lumina_audit.certificate import verify_certificate
     from lumina_audit.ledger import Ledger
     from lumina_audit.pki import write_throwaway_pki
+    from lumina_audit.signer import load_signer
 
     pki = write_throwaway_pki(chain.root / "pki-run")
     fingerprint = load_signer(key=pki["key"], cert=pki["cert"]).fingerprint

@@ -14,19 +14,12 @@ from typing import Any
 import pytest
 
 from lumina_audit._internal import note
-from lumina_audit.certificate import (
-    CertificateError,
-    SignerCredentials,
-    load_signer,
-    render_certificate,
-    render_html,
-    sign_certificate,
-    verify_certificate,
-)
+from lumina_audit.certificate import CertificateError, render_certificate, render_html, verify_certificate
 from lumina_audit.keys import generate
 from lumina_audit.ledger import NAMESPACE, Ledger, prove
 from lumina_audit.pki import ThrowawayPki, throwaway_pki
 from lumina_audit.reports import canonical
+from lumina_audit.signer import SignerCredentials, load_signer, sign_certificate
 from lumina_audit.trust import TrustStore, format_entry, parse_trust
 
 OPERATOR = generate()

@@ -17,18 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.x509.oid import NameOID
 
-from lumina_audit.certificate import (
-    PAGE_SIZES,
-    CertificateError,
-    load_signer,
-    page_size_of,
-    render_certificate,
-    sign_certificate,
-    verify_certificate,
-)
+from lumina_audit.certificate import PAGE_SIZES, CertificateError, page_size_of, render_certificate, verify_certificate
 from lumina_audit.certify import rerender_matches
 from lumina_audit.ledger import NAMESPACE, Ledger
 from lumina_audit.pki import throwaway_pki, write_throwaway_pki
+from lumina_audit.signer import load_signer, sign_certificate
 from lumina_audit.trust import format_entry
 
 from .test_certificate import OPERATOR, _make, _trust, signer_of

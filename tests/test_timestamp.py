@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from lumina_audit.certificate import CertificateError, SignerCredentials, verify_certificate
+from lumina_audit.certificate import CertificateError, verify_certificate
 from lumina_audit.certify import Issued, issue_certificate, rerender_matches
 from lumina_audit.ledger import Ledger
 from lumina_audit.pki import ThrowawayPki, throwaway_pki
+from lumina_audit.signer import SignerCredentials
 
 from .test_certificate import OPERATOR, _make, _trust, signer_of
 
