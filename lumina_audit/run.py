@@ -36,7 +36,14 @@ from .dsse import SignatureVerificationError
 from .errors import LuminaError
 from .keys import key_id
 from .ledger import NAMESPACE as LEDGER_NAMESPACE
-from .manifest import AttributeManifest, CalibrateManifest, LoadedManifest, resolve_inputs, verify_manifest
+from .manifest import (
+    AttributeManifest,
+    CalibrateManifest,
+    CertificateSettings,
+    LoadedManifest,
+    resolve_inputs,
+    verify_manifest,
+)
 from .trust import TrustStore
 
 __all__ = ["RunError", "RunResult", "recorded_outputs", "run_manifest"]
@@ -310,19 +317,14 @@ def _attribute_read(loaded: LoadedManifest) -> Any:
     if cal["catalog"]["sha256"] != store[2]["sha256"]:
         raise RunError(f"calibration {cal_path} was made on catalog store {cal['catalog']['sha256']}, not on "
                        f"{store[0]} ({store[2]['sha256']})")
-    signer = _certificate_signer(loaded) if m.certificates is not None else None
+    signer = _certificate_signer(loaded, m.certificates) if m.certificates is not None else None
     return store, (cal_path, cal, cal_digest, cal_entry | {"kind": "calibration"}), signer
 
 
-def _certificate_signer(loaded: LoadedManifest) -> Any:
+def _certificate_signer(loaded: LoadedManifest, settings: CertificateSettings) -> Any:
     """The manifest's X.509 signer, loaded and checked (key matches certificate, valid now, pinned digest)."""
-    import hashlib
-
     from .signer import load_signer
 
-    settings = cast(AttributeManifest, loaded.manifest).certificates
-    if settings is None:
-        raise RunError("this manifest asks for no certificates")
     spec = settings.signer
     passphrase = None
     if spec.passphrase_env is not None:
@@ -337,9 +339,8 @@ def _certificate_signer(loaded: LoadedManifest) -> Any:
                         chain=[loaded.anywhere(c) for c in spec.chain],
                         pkcs12=loaded.anywhere(spec.pkcs12) if spec.pkcs12 else None, passphrase=passphrase)
     if spec.cert_sha256 is not None:
-        found = hashlib.sha256(creds.cert.dump()).hexdigest()
-        if found != spec.cert_sha256:
-            raise RunError(f"signer certificate SHA-256 {found} differs from the pinned "
+        if creds.fingerprint != spec.cert_sha256:
+            raise RunError(f"signer certificate SHA-256 {creds.fingerprint} differs from the pinned "
                            f"certificates.signer.cert_sha256 {spec.cert_sha256}")
     return creds
 
@@ -390,21 +391,19 @@ def _attribute_plan(ctx: _Context) -> _Plan:
 
     verdicts = {f"{sig.song_id}:{ch}": results[ch][i].verdict for ch in ("P", "M") for i, sig in enumerate(sigs)}
     result = {"signature_space_sha256": session.space.digest, "queries": len(sigs), "verdicts": verdicts}
-    after = None if signer is None else _certificates_after(ctx, signer)
+    after = None if signer is None or m.certificates is None else _certificates_after(ctx, signer, m.certificates)
     return _Plan([*_audio_entries(inputs, audios), store_entry, cal_entry], result, write, after)
 
 
-def _certificates_after(ctx: _Context, signer: Any) -> Callable[[int, list[Path]], tuple[Any, ...]]:
+def _certificates_after(ctx: _Context, signer: Any,
+                        settings: CertificateSettings) -> Callable[[int, list[Path]], tuple[Any, ...]]:
     """Step 9: one certificate per report, each its own ledger record."""
     from .certify import issue_certificate
 
     loaded = ctx.loaded
-    settings = cast(AttributeManifest, loaded.manifest).certificates
     folder = loaded.outputs["certificates"]
 
     def after(seq: int, reports: list[Path]) -> tuple[Any, ...]:
-        if settings is None:
-            return ()
         issued: list[Any] = []
         folder.mkdir(parents=True, exist_ok=False)
         for i, report in enumerate(reports):

@@ -14,7 +14,6 @@ would type, printed before it runs.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import shutil
 import subprocess
@@ -122,7 +121,9 @@ def main() -> None:
          "--trust", "trust", "--ledger", "ledger", "--rerender")
     for report in sorted((WORK / "out" / "reports").glob("*.json")):
         step("report", "show", str(report.relative_to(WORK)))
-    cal = json.loads((WORK / "out" / "calibration.json").read_text())
+    from lumina_audit.reports import read_calibration
+
+    cal, _ = read_calibration(WORK / "out" / "calibration.json")
     high = [ch for ch in ("P", "M") if cal["channels"][ch]["tau"] >= 1.0]
     if high:
         print(f"\nNote: on channel(s) {', '.join(high)} the noise floor tau is above 1, the largest possible "
