@@ -24,9 +24,10 @@ from lumina_audit.attribution import (
 )
 from lumina_audit.errors import LuminaError
 from lumina_audit.search import select, similarities, top_and_threshold, top_and_threshold_rows
-from lumina_audit.signature import DIM, Signature
+from lumina_audit.signature import DIM
 from lumina_audit.space import SignatureConfig
-from lumina_audit.store import create_or_append
+
+from .test_search import make_store, unit_rows
 
 SPACE = SignatureConfig().space({"state_dict.bin": "0" * 64, "compression_state_dict.bin": "1" * 64})
 OTHER = SignatureConfig().space({"state_dict.bin": "0" * 64, "compression_state_dict.bin": "2" * 64})
@@ -121,13 +122,7 @@ def test_query_identical_to_a_catalog_song(tmp_path: Path) -> None:
     vecs[0, :4] = 0.5  # unit norm, dyadic
     vecs[1, 2:6] = 0.5  # overlaps vecs[0] in 2 components: similarity 0.5
     vecs[2, 10] = -1.0  # orthogonal: similarity 0
-    sigs = [
-        Signature(f"song-{i}", h(f"f{i}"), h(f"p{i}"), 1, vecs[i].astype(np.float64), vecs[i].astype(np.float64),
-                  vecs[i], vecs[i])
-        for i in range(3)
-    ]
-    path = tmp_path / "cat.h5"
-    create_or_append(path, SPACE, sigs)
+    path = make_store(tmp_path / "cat.h5", vecs)
     sims = similarities(path, "P", vecs[:1])[0]
     assert sims.tolist() == [1.0, 0.5, 0.0]
     ids = ["song-0", "song-1", "song-2"]
@@ -206,8 +201,7 @@ def test_sparse_equals_dense_on_random_catalogs(
     n: int, dup: int, k: float, top_k: int, block_rows: int, seed: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    raw = rng.standard_normal((n, DIM))
-    rows = (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
+    rows = unit_rows(rng, n)
     rows = np.concatenate([rows, rows[rng.integers(0, n, dup)]])  # exact ties
     ids = [f"s{x:04d}" for x in rng.permutation(rows.shape[0])]
     q = rows[rng.integers(0, rows.shape[0], 2)].copy()
@@ -226,14 +220,10 @@ def test_sparse_equals_dense_on_random_catalogs(
 def test_sparse_equals_dense_on_a_store(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     n = 400
-    raw = rng.standard_normal((n, DIM))
-    p = (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
+    p = unit_rows(rng, n)
     p[200:220] = p[0]  # ties
-    sigs = [Signature(f"song-{(7 * i) % n:04d}", h(f"f{i}"), h(f"p{i}"), 1, p[i].astype(np.float64),
-                      p[i].astype(np.float64), p[i], p[i]) for i in range(n)]
-    path = tmp_path / "cat.h5"
-    create_or_append(path, SPACE, sigs)
-    ids = [s.song_id for s in sigs]
+    ids = [f"song-{(7 * i) % n:04d}" for i in range(n)]
+    path = make_store(tmp_path / "cat.h5", p, ids=ids)
     q = np.concatenate([p[:1], p[5:6] * np.float32(0.5) + p[6:7] * np.float32(0.5)])
     dense = similarities(path, "M", q)
     for tau, top_k in ((0.2, 10), (0.05, 3), (0.99, 25)):

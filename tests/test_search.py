@@ -44,12 +44,15 @@ def fake_hash(text: str) -> str:
 
 
 def make_store(
-    path: Path, p: npt.NDArray[np.float32], m: npt.NDArray[np.float32] | None = None, prefix: str = "song"
+    path: Path, p: npt.NDArray[np.float32], m: npt.NDArray[np.float32] | None = None, prefix: str = "song",
+    ids: list[str] | None = None,
 ) -> Path:
+    """A store of these rows (P, and M = P unless given); song ids ``prefix-i`` unless ``ids`` names them."""
     m = p if m is None else m
+    ids = [f"{prefix}-{i}" for i in range(p.shape[0])] if ids is None else ids
     sigs = [
         Signature(
-            song_id=f"{prefix}-{i}", file_sha256=fake_hash(f"file{prefix}{i}"), pcm_sha256=fake_hash(f"pcm{prefix}{i}"),
+            song_id=ids[i], file_sha256=fake_hash(f"file{prefix}{i}"), pcm_sha256=fake_hash(f"pcm{prefix}{i}"),
             chunks=1, raw_p=p[i].astype(np.float64), raw_m=m[i].astype(np.float64), p=p[i], m=m[i],
         )
         for i in range(p.shape[0])
