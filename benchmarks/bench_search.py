@@ -4,7 +4,7 @@
 
 For each catalog size it writes a store of random unit float32 signatures into a
 temporary folder under /tmp (deleted at the end), then, per channel, times
-:func:`lumina_audit.search.top_and_threshold` (streamed from the HDF5 file):
+:func:`lumina_audit.attribution.search.top_and_threshold` (streamed from the HDF5 file):
 
 - ``single``: one query, the median of ``--repeats`` runs;
 - ``batch``: ``--queries`` queries in one call, time per query (median of 3);
@@ -42,10 +42,10 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from lumina_audit import store
-from lumina_audit.search import ResidentRows, similarities, top_and_threshold
-from lumina_audit.signature import DIM, Signature
-from lumina_audit.space import SignatureConfig, SignatureSpace
+from lumina_audit.attribution import store
+from lumina_audit.attribution.search import ResidentRows, similarities, top_and_threshold
+from lumina_audit.signature.result import DIM, Signature
+from lumina_audit.signature.space import SignatureConfig, SignatureSpace
 
 SPACE = SignatureConfig().space({"state_dict.bin": "0" * 64, "compression_state_dict.bin": "1" * 64})
 F32 = npt.NDArray[np.float32]
@@ -65,7 +65,7 @@ def hexes(n: int, offset: int) -> npt.NDArray[np.bytes_]:
 
 
 def write_direct(path: Path, space: SignatureSpace, n: int, seed: int, channels: str = "PM") -> None:
-    """A store of ``n`` random unit signatures, in the layout of :mod:`lumina_audit.store`."""
+    """A store of ``n`` random unit signatures, in the layout of :mod:`lumina_audit.attribution.store`."""
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w", libver=("v110", "v110"), track_order=True) as f:
         f.attrs["format"] = store.FORMAT

@@ -35,7 +35,7 @@ def build_wide(model: Any, width: int, device: Any, config: Any) -> Any:
     from audiocraft.models import builders
     from omegaconf import OmegaConf
 
-    from lumina_audit.model import NullTextConditioner, hook_tensors
+    from lumina_audit.signature.model import NullTextConditioner, hook_tensors
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from make_tiny_checkpoint import lm_config
@@ -53,10 +53,11 @@ def build_wide(model: Any, width: int, device: Any, config: Any) -> Any:
 
 def run(session: Any, model: Any, wav: Path, full_backward: bool = False) -> dict[str, float]:
     import torch
+    from lumina_audit.signature.methods.gradstats import raw_vector
 
-    from lumina_audit.audio import load_audio
-    from lumina_audit.gradients import chunk_codes, codes_loss, raw_vector
-    from lumina_audit.pins import sdpa_context
+    from lumina_audit.signature.audio import load_audio
+    from lumina_audit.signature.gradients import chunk_codes, codes_loss
+    from lumina_audit.signature.pins import sdpa_context
 
     def sync() -> None:
         if model.device.type == "cuda":
@@ -113,15 +114,15 @@ def main() -> None:
     parser.add_argument("--skip-full", action="store_true", help="skip the training-style backward")
     args = parser.parse_args()
 
-    from lumina_audit.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins, reexec_if_needed
 
     pins = Pins(device=args.device, threads=args.threads)
     reexec_if_needed(pins, sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
 
-    from lumina_audit import golden
     from lumina_audit._internal.quiet import silence_libraries
-    from lumina_audit._internal.session import Session
     from lumina_audit._internal.synth import SongSpec, render, write_wav
+    from lumina_audit.signature import golden
+    from lumina_audit.signature.session import Session
 
     silence_libraries()
     gf = golden.read(golden.default_root())

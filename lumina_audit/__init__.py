@@ -1,15 +1,15 @@
 """lumina-audit: court-grade music attribution evidence.
 
 Importing this package does not import torch. Programs that compute
-signatures must apply the numerical pins (:mod:`lumina_audit.pins`) before
+signatures must apply the numerical pins (:mod:`lumina_audit.signature.pins`) before
 torch runs its first operation; the ``lumina-audit`` command does so itself.
 """
 
 from __future__ import annotations
 
 from .errors import LuminaError
-from .signature import DIM, Signature
-from .space import METHOD, SignatureConfig, SignatureSpace
+from .signature.result import DIM, Signature
+from .signature.space import METHOD, SignatureConfig, SignatureSpace
 
 __all__ = [
     "DIM",

@@ -121,7 +121,7 @@ def main() -> None:
          "--trust", "trust", "--ledger", "ledger", "--rerender")
     for report in sorted((WORK / "out" / "reports").glob("*.json")):
         step("report", "show", str(report.relative_to(WORK)))
-    from lumina_audit.reports import read_calibration
+    from lumina_audit.attribution.reports import read_calibration
 
     cal, _ = read_calibration(WORK / "out" / "calibration.json")
     high = [ch for ch in ("P", "M") if cal["channels"][ch]["tau"] >= 1.0]

@@ -49,11 +49,11 @@ def write_clips() -> None:
 
 
 def write_vectors() -> None:
-    from lumina_audit import golden
     from lumina_audit._internal.quiet import silence_libraries
-    from lumina_audit._internal.session import Session
-    from lumina_audit.model import sha256_model_files
-    from lumina_audit.pins import Pins
+    from lumina_audit.signature import golden
+    from lumina_audit.signature.model import sha256_model_files
+    from lumina_audit.signature.pins import Pins
+    from lumina_audit.signature.session import Session
 
     silence_libraries()
     digests = sha256_model_files(MODEL)
@@ -69,7 +69,7 @@ def write_vectors() -> None:
 
 if __name__ == "__main__":
     if "--vectors" in sys.argv[1:]:
-        from lumina_audit.pins import Pins, reexec_if_needed
+        from lumina_audit.signature.pins import Pins, reexec_if_needed
 
         reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
         write_vectors()

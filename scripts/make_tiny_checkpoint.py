@@ -111,7 +111,7 @@ def main(out: Path) -> None:
     from audiocraft.models import builders
     from omegaconf import OmegaConf
 
-    from lumina_audit.model import NullTextConditioner
+    from lumina_audit.signature.model import NullTextConditioner
 
     torch.manual_seed(SEED)
     out.mkdir(parents=True, exist_ok=True)

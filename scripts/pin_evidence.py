@@ -1,6 +1,6 @@
 """Evidence for the default numerical pins: which settings change a signature's bits.
 
-For each variant of :class:`lumina_audit.pins.Pins` it runs a fresh process
+For each variant of :class:`lumina_audit.signature.pins.Pins` it runs a fresh process
 under exactly that pinned environment, computes the golden clips' signatures
 and prints a digest of all their bits. Variants that print the same digest
 produced identical bits.
@@ -39,10 +39,10 @@ def variants() -> dict[str, dict[str, object]]:
 
 
 def child(pins_json: str, clips: int) -> None:
-    from lumina_audit import golden
     from lumina_audit._internal.quiet import silence_libraries
-    from lumina_audit._internal.session import Session
-    from lumina_audit.pins import Pins
+    from lumina_audit.signature import golden
+    from lumina_audit.signature.pins import Pins
+    from lumina_audit.signature.session import Session
 
     silence_libraries()
     pins = Pins(**json.loads(pins_json))
@@ -59,7 +59,7 @@ def child(pins_json: str, clips: int) -> None:
 
 
 def main() -> None:
-    from lumina_audit.pins import Pins, pinned_environ
+    from lumina_audit.signature.pins import Pins, pinned_environ
 
     clips = int(sys.argv[sys.argv.index("--clips") + 1]) if "--clips" in sys.argv else 99
     base = Pins()

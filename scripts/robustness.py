@@ -100,12 +100,12 @@ def main() -> None:
     parser.add_argument("--controls", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
-    from lumina_audit.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins, reexec_if_needed
 
     reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
-    from lumina_audit import golden
     from lumina_audit._internal.quiet import silence_libraries
-    from lumina_audit._internal.session import Session
+    from lumina_audit.signature import golden
+    from lumina_audit.signature.session import Session
 
     silence_libraries()
     gf = golden.read(golden.default_root())

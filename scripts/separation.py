@@ -58,10 +58,10 @@ def build(out: Path, width: int, scale: float) -> None:
 
 
 def measure(model_dir: Path, songs: int) -> list[str]:
-    from lumina_audit._internal.session import Session
     from lumina_audit._internal.synth import SongSpec, render, write_wav
-    from lumina_audit.model import sha256_model_files
-    from lumina_audit.pins import Pins
+    from lumina_audit.signature.model import sha256_model_files
+    from lumina_audit.signature.pins import Pins
+    from lumina_audit.signature.session import Session
 
     session = Session.open(model_dir, sha256_model_files(model_dir), Pins())
     sigs = []
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--songs", type=int, default=16)
     args = parser.parse_args()
-    from lumina_audit.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins, reexec_if_needed
 
     reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
     from lumina_audit._internal.quiet import silence_libraries

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from lumina_audit.pins import Pins, pinned_environ
+from lumina_audit.signature.pins import Pins, pinned_environ
 
 _PINNED = pinned_environ(Pins(), os.environ)
 os.environ.clear()
@@ -34,7 +34,7 @@ def tiny_digests() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def session() -> Any:
     from lumina_audit._internal.quiet import silence_libraries
-    from lumina_audit._internal.session import Session
+    from lumina_audit.signature.session import Session
 
     silence_libraries()
     return Session.open(TINY, tiny_digests(), Pins())

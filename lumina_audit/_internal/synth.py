@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from lumina_audit.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["INSTRUMENTS", "SCALES", "SongPlan", "SongSpec", "plan", "render", "splice", "to_pcm", "write_wav"]
 

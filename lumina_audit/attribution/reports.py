@@ -1,0 +1,109 @@
+"""Calibration files and attribution reports: versioned, canonical JSON (attribution-v1 sections 1 and 3).
+
+Both are RFC 8785 canonical JSON, so their SHA-256 names them and every float64 reads
+back to the same value. Readers refuse an unknown format or version.
+
+- ``lumina-calibration`` v1: the noise floor per channel (mu, sigma, k, tau), the
+  stated error rates, C and N, and the digests of the signature space, the catalog
+  store and every control.
+- ``lumina-attribution-report`` v1: the query's identity, the digests of the space,
+  store and calibration, the calibration figures, both channels' results, the
+  manifest digest and signers, and the ledger position of the run that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+
+from .._internal.fileio import fsync_dir
+from ..errors import LuminaError
+
+__all__ = [
+    "CALIBRATION_FORMAT",
+    "REPORT_FORMAT",
+    "ReportError",
+    "canonical",
+    "read_calibration",
+    "read_report",
+    "write_canonical",
+]
+
+CALIBRATION_FORMAT = "lumina-calibration"
+REPORT_FORMAT = "lumina-attribution-report"
+VERSION = 1
+
+
+class ReportError(LuminaError):
+    """A calibration file or report is unreadable, of an unknown version, or malformed."""
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    try:
+        return rfc8785.dumps(doc)
+    except rfc8785.CanonicalizationError as exc:
+        raise ReportError(f"cannot write canonical JSON ({exc})") from None
+
+
+def write_canonical(path: Path, doc: dict[str, Any]) -> str:
+    """Write ``doc`` atomically (temporary file, fsync, rename); refuse to overwrite. Returns its SHA-256."""
+    data = canonical(doc)
+    if path.exists():
+        raise ReportError(f"{path}: already exists; refusing to overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite
+    except FileExistsError:
+        raise ReportError(f"{path}: already exists; refusing to overwrite") from None
+    finally:
+        os.unlink(tmp)
+    fsync_dir(path.parent)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read(path: Path, fmt: str) -> tuple[dict[str, Any], str]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise ReportError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise ReportError(f"{path}: not a {fmt} file")
+    if doc.get("version") != VERSION:
+        raise ReportError(f"{path}: {fmt} version {doc.get('version')!r} is not supported (only {VERSION})")
+    if canonical(doc) != data:
+        raise ReportError(f"{path}: not in canonical form (edited by hand?)")
+    return doc, hashlib.sha256(data).hexdigest()
+
+
+def read_calibration(path: Path) -> tuple[dict[str, Any], str]:
+    """The calibration document and its SHA-256."""
+    doc, digest = _read(path, CALIBRATION_FORMAT)
+    for ch in ("P", "M"):
+        figures = doc.get("channels", {}).get(ch)
+        if not isinstance(figures, dict) or not all(isinstance(figures.get(k), float | int)
+                                                    for k in ("mu", "sigma", "k", "tau")):
+            raise ReportError(f"{path}: channel {ch} lacks mu, sigma, k or tau")
+    return doc, digest
+
+
+def read_report(path: Path) -> tuple[dict[str, Any], str]:
+    """The report document and its SHA-256."""
+    doc, digest = _read(path, REPORT_FORMAT)
+    if set(doc.get("channels", {})) != {"P", "M"}:
+        raise ReportError(f"{path}: a report holds channels P and M")
+    return doc, digest

@@ -1,0 +1,133 @@
+"""``lumina-audit signature``, ``golden check`` and ``model digests``: the signature method for inspection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..signature.pins import Pins
+from ._common import echo
+
+__all__ = ["NOT_EVIDENCE", "SIGNATURE_EPILOG", "golden_app", "model_app", "signature"]
+
+golden_app = typer.Typer(no_args_is_help=True, help="Check this installation against the golden vectors.")
+
+model_app = typer.Typer(no_args_is_help=True, help="Inspect MusicGen checkpoint directories.")
+
+NOT_EVIDENCE = ("NOT EVIDENCE: this output is for inspection and independent recomputation only. "
+                "Evidence comes from signed manifest runs recorded in a ledger.")
+
+
+def _parse_digests(digest_file: Path | None, sha256: list[str]) -> dict[str, str]:
+    from ..signature.digests import parse_digest_args
+
+    return parse_digest_args(digest_file, sha256)
+
+#: The example of ``lumina-audit signature --help`` (the command is registered by :mod:`.main`).
+SIGNATURE_EPILOG = ("Example: lumina-audit signature --model golden/models/tiny-musicgen "
+                    "--digests golden/models/tiny-musicgen.sha256 song.wav --json")
+
+
+def signature(
+    audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3, ...).")],
+    model: Annotated[Path, typer.Option(help="audiocraft checkpoint directory.")],
+    digests: Annotated[Path | None, typer.Option(help="File with the expected SHA-256 of each "
+                                                 "checkpoint file (sha256sum format or JSON).")] = None,
+    sha256: Annotated[list[str], typer.Option(help="Expected digest as NAME=HEX; repeatable.")] = [],  # noqa: B006
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda (a numerical pin).")] = "cpu",
+    threads: Annotated[int, typer.Option(help="Intra-op threads (a numerical pin).")] = 1,
+) -> None:
+    """Compute the P and M signatures of audio files (inspection, not evidence).
+
+    Prints per file the song id, file and PCM SHA-256, chunk count, the
+    normalised signatures p and m and the raw vectors p_raw and m_raw. JSON
+    numbers read back to exactly the same floats.
+    """
+    from ..signature.pins import apply_torch_pins
+    from ..signature.session import Session, check_inputs, load_all
+    from ..signature.space import SignatureConfig
+
+    expected = _parse_digests(digests, sha256)
+    pins, config = Pins(device=device, threads=threads), SignatureConfig()  # type: ignore[arg-type]
+    check_inputs(audio, None)
+    apply_torch_pins(pins)
+    audios = load_all(audio, config)  # refuse bad audio before the model is loaded
+    session = Session.open(model, expected, pins, config)
+    results = session.signatures(audio, audios=audios)
+    doc: dict[str, Any] = {
+        "notice": NOT_EVIDENCE, "method": session.space.as_dict()["method"],
+        "signature_space_sha256": session.space.digest, "model_digests": dict(expected),
+        "results": [{
+            "song_id": s.song_id, "file": str(path), "file_sha256": s.file_sha256,
+            "pcm_sha256": s.pcm_sha256, "chunks": s.chunks,
+            "p": [float(v) for v in s.p], "m": [float(v) for v in s.m],
+            "p_raw": [float(v) for v in s.raw_p], "m_raw": [float(v) for v in s.raw_m],
+        } for path, s in results],
+    }
+    if as_json:
+        echo(json.dumps(doc, indent=1))
+        return
+    echo(NOT_EVIDENCE)
+    echo(f"signature space {session.space.digest}")
+    for path, s in results:
+        echo(f"{s.song_id}  {path}\n  file_sha256 {s.file_sha256}\n  pcm_sha256  {s.pcm_sha256}\n"
+             f"  chunks {s.chunks}\n  p[:4] {[float(v) for v in s.p[:4]]}\n  m[:4] {[float(v) for v in s.m[:4]]}")
+
+
+@golden_app.command("check", epilog="Example: lumina-audit golden check --json")
+def golden_check(
+    golden: Annotated[Path | None, typer.Option(help="Golden folder (default: the repo's golden/).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Recompute the golden signatures and compare them bit for bit.
+
+    Exit 0 when every clip is bitwise equal, 1 otherwise; on a mismatch the
+    environment that differs from the one the vectors were made in is shown.
+    """
+    from ..signature import golden as golden_mod
+    from ..signature.session import Session
+
+    gf = golden_mod.read(golden or golden_mod.default_root())
+    session = Session.open(gf.model_dir, gf.digests, gf.pins)
+    report = golden_mod.check(gf, session.signature, session.space.digest, session.environment())
+    if as_json:
+        echo(json.dumps({"bottom_line": report.bottom_line, "signature_space_sha256": report.space_sha256,
+                         "clips": [c.__dict__ | {"differing": list(c.differing)} for c in report.clips],
+                         "environment_differences": list(report.environment_differences)}, indent=1))
+    else:
+        echo(f"golden vectors in {gf.root} (model digests and space {report.space_sha256[:16]}...)")
+        for c in report.clips:
+            state = "bitwise equal" if c.equal else f"DIFFERS in {', '.join(c.differing)} " \
+                f"(max |diff| {c.max_abs_diff:.3g})"
+            echo(f"  {c.file:<28} {c.song_id:<24} chunks={c.chunks}  p_raw m_raw p m: {state}")
+        echo(f"{sum(c.equal for c in report.clips)}/{len(report.clips)} clips bitwise equal")
+        if not report.bottom_line:
+            echo("environment differences from the one the golden vectors were made in:")
+            for line in report.environment_differences or ("(none recorded: same versions, CPU and pins)",):
+                echo(f"  {line}")
+    if not report.bottom_line:
+        raise typer.Exit(1)
+
+
+@model_app.command("digests", epilog="Example: lumina-audit model digests /models/musicgen-large > large.sha256")
+def model_digests(
+    directory: Annotated[Path, typer.Argument(help="audiocraft checkpoint directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Print the SHA-256 of each checkpoint file (sha256sum format), to pin them.
+
+    Nothing is unpickled. Pin the printed digests in a manifest only after
+    obtaining the files from a source you trust.
+    """
+    from ..signature.model import sha256_model_files
+
+    digests = sha256_model_files(directory)
+    if as_json:
+        echo(json.dumps(digests, indent=1))
+    else:
+        for name, value in digests.items():
+            echo(f"{value}  {name}")

@@ -1,0 +1,145 @@
+"""``kind: Attribute``: query audio + a store + its calibration -> reports, and certificates when asked (step 9)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from ..errors import LuminaError
+from ..evidence.manifest import (
+    AttributeManifest,
+    CertificateSettings,
+    LoadedManifest,
+)
+from .base import (
+    Context,
+    Plan,
+    RunError,
+    audio_entries,
+    checked_file,
+    queries,
+    read_store,
+    same_space,
+    signatures,
+)
+
+__all__ = ["plan", "read"]
+
+
+def read(loaded: LoadedManifest) -> Any:
+    from ..attribution.reports import read_calibration
+
+    m = cast(AttributeManifest, loaded.manifest)
+    store = read_store(loaded, m.catalog, "catalog store")
+    cal_path = loaded.anywhere(m.calibration.path)
+    cal_entry = checked_file(cal_path, m.calibration.sha256, "calibration")
+    cal, cal_digest = read_calibration(cal_path)
+    same_space(f"calibration {cal_path}", str(cal.get("signature_space_sha256")), store[1].info.space.digest)
+    if cal["catalog"]["sha256"] != store[2]["sha256"]:
+        raise RunError(f"calibration {cal_path} was made on catalog store {cal['catalog']['sha256']}, not on "
+                       f"{store[0]} ({store[2]['sha256']})")
+    signer = _certificate_signer(loaded, m.certificates) if m.certificates is not None else None
+    return store, (cal_path, cal, cal_digest, cal_entry | {"kind": "calibration"}), signer
+
+
+def _certificate_signer(loaded: LoadedManifest, settings: CertificateSettings) -> Any:
+    """The manifest's X.509 signer, loaded and checked (key matches certificate, valid now, pinned digest)."""
+    from ..certificates.signer import load_signer
+
+    spec = settings.signer
+    passphrase = None
+    if spec.passphrase_env is not None:
+        value = os.environ.get(spec.passphrase_env)
+        if value is None:
+            raise RunError(f"environment variable {spec.passphrase_env} (certificates.signer.passphrase_env) "
+                           "is not set",
+                           hint="export the signer key's passphrase in it before running")
+        passphrase = value.encode()
+    creds = load_signer(key=loaded.anywhere(spec.key) if spec.key else None,
+                        cert=loaded.anywhere(spec.cert) if spec.cert else None,
+                        chain=[loaded.anywhere(c) for c in spec.chain],
+                        pkcs12=loaded.anywhere(spec.pkcs12) if spec.pkcs12 else None, passphrase=passphrase)
+    if spec.cert_sha256 is not None:
+        if creds.fingerprint != spec.cert_sha256:
+            raise RunError(f"signer certificate SHA-256 {creds.fingerprint} differs from the pinned "
+                           f"certificates.signer.cert_sha256 {spec.cert_sha256}")
+    return creds
+
+
+def plan(ctx: Context) -> Plan:
+    from ..attribution.method import attribute_hits
+    from ..attribution.reports import REPORT_FORMAT, write_canonical
+    from ..attribution.search import top_and_threshold
+
+    loaded, session, inputs, audios, on_progress, pre = (ctx.loaded, ctx.session, ctx.inputs, ctx.audios,
+                                                         ctx.on_progress, ctx.pre)
+    (store, index, store_entry), (cal_path, cal, cal_digest, cal_entry), signer = pre
+    same_space(f"catalog store {store}", index.info.space.digest, session.space.digest)
+    m = cast(AttributeManifest, loaded.manifest)
+    top_k = m.attribution.top_k
+    sigs = signatures(session, inputs, audios, on_progress)
+    q = queries(sigs)
+    results: dict[str, list[Any]] = {}
+    for ch in ("P", "M"):
+        c = cal["channels"][ch]
+        hits = top_and_threshold(store, ch, q[ch], float(c["tau"]), top_k, space_digest=session.space.digest)
+        results[ch] = [attribute_hits(h, index.song_ids, float(c["mu"]), float(c["sigma"]), float(c["tau"]), top_k)
+                       for h in hits]
+    folder = loaded.outputs["reports"]
+    calibration = {"sha256": cal_digest, "C": cal["C"], "N": cal["N"], "k": cal["k"],
+                   "channels": {ch: {key: cal["channels"][ch][key] for key in (
+                       "mu", "sigma", "k", "tau", "false_positive_rate", "counts_above_mean", "counts_above_max")}
+                       for ch in ("P", "M")}}
+    def write(seq: int) -> list[tuple[Path, str]]:
+        folder.mkdir(parents=True, exist_ok=False)
+        outs = []
+        for i, (inp, sig) in enumerate(zip(inputs, sigs, strict=True)):
+            doc = {
+                "format": REPORT_FORMAT, "version": 1, "method": m.attribution.method,
+                "query": {"song_id": sig.song_id, "file": inp.path.name, "file_sha256": sig.file_sha256,
+                          "pcm_sha256": sig.pcm_sha256, "chunks": sig.chunks},
+                "signature_space_sha256": session.space.digest,
+                "catalog": {"sha256": store_entry["sha256"], "songs": index.info.count},
+                "calibration": calibration,
+                "channels": {ch: results[ch][i].as_dict() for ch in ("P", "M")},
+                "manifest_digest": loaded.digest, "manifest_signers": ctx.signers,
+                "ledger": {"origin": ctx.origin, "record": seq},
+            }
+            path = folder / f"{sig.song_id}.json"
+            write_canonical(path, doc)
+            outs.append((path, "attribution-report"))
+        return outs
+
+    verdicts = {f"{sig.song_id}:{ch}": results[ch][i].verdict for ch in ("P", "M") for i, sig in enumerate(sigs)}
+    result = {"signature_space_sha256": session.space.digest, "queries": len(sigs), "verdicts": verdicts}
+    after = None if signer is None or m.certificates is None else _certificates_after(ctx, signer, m.certificates)
+    return Plan([*audio_entries(inputs, audios), store_entry, cal_entry], result, write, after)
+
+
+def _certificates_after(ctx: Context, signer: Any,
+                        settings: CertificateSettings) -> Callable[[int, list[Path]], tuple[Any, ...]]:
+    """Step 9: one certificate per report, each its own ledger record."""
+    from ..certificates.issue import issue_certificate
+
+    loaded = ctx.loaded
+    folder = loaded.outputs["certificates"]
+
+    def after(seq: int, reports: list[Path]) -> tuple[Any, ...]:
+        issued: list[Any] = []
+        folder.mkdir(parents=True, exist_ok=False)
+        for i, report in enumerate(reports):
+            try:
+                issued.append(issue_certificate(
+                    report, loaded.ledger_dir, folder / f"{report.stem}.pdf", operator_key=ctx.operator_key,
+                    principal=ctx.principal, signer=signer, timestamp_url=settings.timestamp_url,
+                    page_size=settings.page_size))
+            except LuminaError as exc:
+                left = ", ".join(r.name for r in reports[i:])
+                raise RunError(f"the run is ledger record {seq}, but no certificate was issued for {left}: "
+                               f"{exc.message}",
+                               hint="issue them with `lumina-audit certificate issue REPORT`") from None
+        return tuple(issued)
+
+    return after

@@ -1,0 +1,113 @@
+"""What every kind of run shares: the refusal error, the plan a kind returns, and the helpers of its steps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .._internal.hashing import sha256_path
+from ..errors import LuminaError
+from ..evidence.manifest import (
+    LoadedManifest,
+)
+
+__all__ = ["Context", "Plan", "RunError", "audio_entries", "checked_file", "file_entry", "queries", "read_store",
+           "same_space", "signatures"]
+
+
+class RunError(LuminaError):
+    """A run was refused before it changed anything."""
+
+
+def file_entry(path: Path, root: Path | None = None, **extra: Any) -> dict[str, Any]:
+    """Path (relative to ``root`` when given: the ledger's parent folder), size and SHA-256."""
+    shown = os.path.relpath(path, root) if root is not None else str(path)
+    return {"path": shown, "size": path.stat().st_size, "sha256": sha256_path(path), **extra}
+
+
+@dataclass
+class Plan:
+    """What a kind computed: ledger entries for what it read, its result, and how to write its outputs.
+
+    ``write(seq)`` runs under the ledger's writer lock and returns ``(path, kind)`` of
+    every file it wrote; the record then holds their hashes.
+    """
+
+    inputs: list[dict[str, Any]]
+    result: dict[str, Any]
+    write: Callable[[int], list[tuple[Path, str]]]
+    #: Run after the record is appended, with its sequence number and the files written (step 9).
+    after: Callable[[int, list[Path]], tuple[Any, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a kind's computation sees."""
+
+    loaded: LoadedManifest
+    session: Any
+    inputs: list[Any]
+    audios: list[Any]
+    on_progress: Callable[[str, int, int], None] | None
+    pre: Any  #: what the kind read before the model loaded
+    signers: list[dict[str, str]]  #: the manifest's verified signers
+    origin: str  #: the ledger's origin line
+    operator_key: Ed25519PrivateKey
+    principal: str  #: the operator's principal in the trust file
+
+
+def checked_file(path: Path, expected: str | None, loc: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunError(f"{path}: {loc} not found")
+    entry = file_entry(path)
+    if expected is not None and entry["sha256"] != expected:
+        raise RunError(f"{path}: {loc} SHA-256 {entry['sha256']} differs from the pinned {expected}")
+    return entry
+
+
+def same_space(what: str, theirs: str, ours: str) -> None:
+    if theirs != ours:
+        raise RunError(f"{what} is of signature space {theirs}, this run computes signatures of space {ours}; "
+                       "they are never compared")
+
+
+def read_store(loaded: LoadedManifest, ref: Any, loc: str) -> tuple[Path, Any, dict[str, Any]]:
+    """A store the run reads: its pinned digest checked, its index read (no vectors)."""
+    from ..attribution.store import read_index
+
+    path = loaded.anywhere(ref.path)
+    entry = checked_file(path, ref.sha256, loc)
+    return path, read_index(path), entry | {"kind": "signature-store"}
+
+
+def signatures(session: Any, inputs: list[Any], audios: list[Any],
+                on_progress: Callable[[str, int, int], None] | None) -> list[Any]:
+    from ..signature.extract import signature_of_audio
+
+    sigs = []
+    total = sum(len(a.chunks) for a in audios)
+    done = 0
+    for i, a in zip(inputs, audios, strict=True):
+        def tick(n: int, _k: int, base: int = done, name: str = i.path.name) -> None:
+            if on_progress is not None:
+                on_progress(name, base + n, total)
+        sigs.append(signature_of_audio(a, session.model, session.config, session.pins, i.song_id, on_chunk=tick))
+        done += len(a.chunks)
+    return sigs
+
+
+def audio_entries(inputs: list[Any], audios: list[Any]) -> list[dict[str, Any]]:
+    """Ledger entries of the audio inputs: size and SHA-256 of the very bytes that were decoded."""
+    return [{"path": str(i.path), "size": a.file_size, "sha256": a.file_sha256, "song_id": i.song_id,
+             "pcm_sha256": a.pcm_sha256, "chunks": len(a.chunks)} for i, a in zip(inputs, audios, strict=True)]
+
+
+def queries(sigs: list[Any]) -> dict[str, Any]:
+    import numpy as np
+
+    return {"P": np.stack([s.p for s in sigs]), "M": np.stack([s.m for s in sigs])}

@@ -1,0 +1,47 @@
+"""GPU: the CUDA path under the deterministic pins (skipped without a CUDA device)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lumina_audit.signature import golden
+from lumina_audit.signature.pins import MARKER, Pins, pinned_environ
+
+from ..conftest import GOLDEN, ROOT
+
+pytestmark = pytest.mark.gpu
+
+CHILD = """
+import hashlib, sys
+from lumina_audit.signature import golden
+from lumina_audit._internal.quiet import silence_libraries
+from lumina_audit.signature.session import Session
+from lumina_audit.signature.pins import Pins
+import torch
+silence_libraries()
+gf = golden.read(golden.default_root())
+s = Session.open(gf.model_dir, gf.digests, Pins(device="cuda"))
+assert s.model.device.type == "cuda" and torch.are_deterministic_algorithms_enabled()
+assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+for path, exp in gf.expected:
+    a = s.signature(path, exp.song_id)
+    b = s.signature(path, exp.song_id)
+    assert a.bitwise_equal(b), path
+    h = hashlib.sha256(a.raw_p.tobytes() + a.raw_m.tobytes()).hexdigest()
+    cos_p = float((a.p.astype("float64") * exp.p.astype("float64")).sum())
+    print(exp.song_id, h[:16], f"cos(P, CPU golden)={cos_p:.4f}")
+"""
+
+
+def test_cuda_runs_are_bitwise_repeatable() -> None:
+    env = pinned_environ(Pins(device="cuda"), {k: v for k, v in os.environ.items() if k != MARKER})
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    print(out.stdout)
+    assert len(out.stdout.strip().splitlines()) == len(golden.read(GOLDEN).expected)
+
