@@ -15,7 +15,7 @@ temporary folder under /tmp (deleted at the end), then, per channel, times
 - peak memory of a single and a batched streamed call (tracemalloc: every numpy
   and h5py buffer is traced), above what was allocated before the call.
 
-Stores of up to 10**4 songs are written with :func:`store.create_or_append`;
+Stores of up to 10**4 songs are written with :func:`store_writer.create_or_append`;
 larger ones are written directly with h5py in the same format (checked against
 ``create_or_append`` on the smallest size), leaving ``raw_p``/``raw_m``
 unwritten (HDF5 fill value 0, no disk space): the search never reads them.
@@ -42,7 +42,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from lumina_audit.attribution import store
+from lumina_audit.attribution import store, store_writer
 from lumina_audit.attribution.search import ResidentRows, similarities, top_and_threshold
 from lumina_audit.signature.result import DIM, Signature
 from lumina_audit.signature.space import SignatureConfig, SignatureSpace
@@ -69,7 +69,7 @@ def write_direct(path: Path, space: SignatureSpace, n: int, seed: int, channels:
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w", libver=("v110", "v110"), track_order=True) as f:
         f.attrs["format"] = store.FORMAT
-        f.attrs["version"] = np.int64(store.VERSION)
+        f.attrs["version"] = np.int64(1)  # the version 1 layout, written directly
         f.attrs["method"] = str(space.as_dict()["method"])
         f.attrs["signature_space"] = space.canonical_json.decode("utf-8")
         f.attrs["signature_space_sha256"] = space.digest
@@ -94,7 +94,7 @@ def write_with_store(path: Path, space: SignatureSpace, n: int, seed: int) -> No
         Signature(f"song-{i}", format(i + (1 << 128), "064x"), format(i, "064x"), 1, zero, zero, p[i], m[i])
         for i in range(n)
     ]
-    store.create_or_append(path, space, sigs)
+    store_writer.create_or_append(path, space, sigs)
 
 
 def check_direct_writer(tmp: Path) -> None:

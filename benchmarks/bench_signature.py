@@ -1,10 +1,13 @@
-"""Benchmark: seconds per minute of audio, split by stage.
+"""Benchmark: seconds per minute of audio, split by stage, and what each signature method costs.
 
     python benchmarks/bench_signature.py [--seconds 60] [--width 512] [--device cpu|cuda] [--threads 1]
 
 Stages: decode (read, hash, mix, resample), EnCodec (codes), forward+backward
-(teacher-forcing loss and the hooked gradients), statistics (float64
-accumulation and the six statistics). Two models:
+(teacher-forcing loss and the hooked gradients), accumulate (float64 sums over
+chunks), then the methods, once per song, from the chunk averages: gradstats (six
+statistics per tensor), gradproj (the count sketch; its first song also computes the
+buckets and signs it then keeps) and both together, as an extraction computes them.
+Two models:
 
 - the committed tiny checkpoint (48 x 32), and
 - a compute-bound random model of the same family (48 layers, --width wide,
@@ -53,7 +56,6 @@ def build_wide(model: Any, width: int, device: Any, config: Any) -> Any:
 
 def run(session: Any, model: Any, wav: Path, full_backward: bool = False) -> dict[str, float]:
     import torch
-    from lumina_audit.signature.methods.gradstats import raw_vector
 
     from lumina_audit.signature.audio import load_audio
     from lumina_audit.signature.gradients import chunk_codes, codes_loss
@@ -63,7 +65,7 @@ def run(session: Any, model: Any, wav: Path, full_backward: bool = False) -> dic
         if model.device.type == "cuda":
             torch.cuda.synchronize()
 
-    t: dict[str, float] = dict.fromkeys(("decode", "encodec", "forward+backward", "statistics"), 0.0)
+    t: dict[str, float] = dict.fromkeys(("decode", "encodec", "forward+backward", "accumulate"), 0.0)
     t0 = time.perf_counter()
     audio = load_audio(wav, session.config)
     t["decode"] = time.perf_counter() - t0
@@ -92,17 +94,72 @@ def run(session: Any, model: Any, wav: Path, full_backward: bool = False) -> dic
         sync()
         t["encodec"] += t1 - t0
         t["forward+backward"] += t2 - t1
-        t["statistics"] += time.perf_counter() - t2
-    t0 = time.perf_counter()
-    n = len(audio.chunks)
-    raw_vector([(s / n).cpu() for s in sums[:36]]), raw_vector([(s / n).cpu() for s in sums[36:]])
-    t["statistics"] += time.perf_counter() - t0
+        t["accumulate"] += time.perf_counter() - t2
+    t["chunks"] = float(len(audio.chunks))
     if full_backward:
         for p in params:
             p.requires_grad_(False)
         for p in [*model.hooked["P"], *model.hooked["M"]]:
             p.requires_grad_(True)
+        return t
+    t |= summaries(model, session.config, sums, len(audio.chunks))
     return t
+
+
+def summaries(model: Any, config: Any, sums: list[Any], n: int) -> dict[str, float]:
+    """Seconds of each method's part of one song: the chunk averages, then the method's summaries."""
+    from lumina_audit.signature.methods import GRADPROJ, GRADSTATS
+
+    layers = (config.layers_p, config.layers_m)
+
+    def once(methods: tuple[Any, ...]) -> float:
+        t0 = time.perf_counter()
+        for channel in range(2):
+            kept = [m.summary() for m in methods]
+            for k in range(36):
+                mean = (sums[channel * 36 + k] / n).cpu()
+                for summary in kept:
+                    summary.add(layers[channel][k // 6], k % 6, mean)
+            for summary in kept:
+                summary.raw()
+        return time.perf_counter() - t0
+
+    out = {"gradstats": once((GRADSTATS,)), "gradproj, first song": once((GRADPROJ,))}
+    out["gradproj"] = once((GRADPROJ,))
+    out["both"] = once((GRADPROJ, GRADSTATS))
+    return out
+
+
+def measure_sketch_cache(width: int) -> tuple[float, float, int]:
+    """Build gradproj's buckets and signs for every non-zero hooked tensor of a 48 x ``width`` MusicGen.
+
+    No model is needed: the tables depend only on (layer, tensor, size). Returns the seconds it took,
+    the growth of this process's peak RSS (MiB) and the bytes the cache holds.
+    """
+    import resource
+
+    from lumina_audit.signature.methods import gradproj as gp
+
+    shapes = {0: 3 * width * width, 1: width * width, 4: 4 * width * width, 5: 4 * width * width}
+    gp.CACHE_BYTES = 1 << 40  # keep every table for the measurement
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    held = 0
+    for layer in (*range(42, 48), *range(12, 18)):
+        for position, n in shapes.items():
+            tables = gp._tables(layer, position, n)
+            held += 0 if tables is None else tables[0].nbytes + tables[1].nbytes
+    seconds = time.perf_counter() - t0
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return seconds, grown, held
+
+
+def sketch_cache_bytes(model: Any) -> int:
+    """What the buckets-and-signs cache holds for this model: 2 bytes per entry of every non-zero hooked tensor."""
+    from lumina_audit.signature.space import TENSORS
+
+    zero = {TENSORS.index("cross_attention.in_proj_weight"), TENSORS.index("cross_attention.out_proj.weight")}
+    return sum(2 * p.numel() for ch in ("P", "M") for k, p in enumerate(model.hooked[ch]) if k % 6 not in zero)
 
 
 def main() -> None:
@@ -112,6 +169,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-full", action="store_true", help="skip the training-style backward")
+    parser.add_argument("--cache-width", type=int, default=2048,
+                        help="also build gradproj's cache for a 48 x WIDTH model and measure it (0: skip)")
     args = parser.parse_args()
 
     from lumina_audit.signature.pins import Pins, reexec_if_needed
@@ -133,15 +192,35 @@ def main() -> None:
         rows = [("tiny checkpoint (48 x 32)", run(session, session.model, wav))]
         wide = build_wide(session.model, args.width, session.model.device, session.config)
         rows.append((f"random 48 x {args.width}", run(session, wide, wav)))
+        models = [("tiny checkpoint (48 x 32)", session.model), (f"random 48 x {args.width}", wide)]
         if not args.skip_full:
             rows.append((f"random 48 x {args.width}, training-style backward", run(session, wide, wav, True)))
     per_min = 60.0 / args.seconds
     print(f"{args.seconds:g} s of 44.1 kHz stereo audio, device {args.device}, {args.threads} thread(s); "
           "seconds per minute of audio:")
-    print(f"{'model':<46} {'decode':>8} {'encodec':>8} {'fwd+bwd':>8} {'stats':>8} {'total':>8}")
+    stages = ("decode", "encodec", "forward+backward", "accumulate")
+    print(f"{'model':<46} {'decode':>8} {'encodec':>8} {'fwd+bwd':>8} {'accum.':>8} {'both':>8} {'total':>8}")
     for name, t in rows:
-        total = sum(t.values())
-        print(f"{name:<46} " + " ".join(f"{v * per_min:8.2f}" for v in t.values()) + f" {total * per_min:8.2f}")
+        both = t.get("both", 0.0)
+        total = sum(t[k] for k in stages) + both
+        print(f"{name:<46} " + " ".join(f"{t[k] * per_min:8.2f}" for k in stages) + f" {both * per_min:8.2f}"
+              f" {total * per_min:8.2f}")
+    print("\nThe methods, once per song (seconds), against one 10 s chunk's forward+backward:")
+    print(f"{'model':<30} {'fwd+bwd/chunk':>13} {'gradstats':>10} {'gradproj':>10} {'(1st song)':>10} "
+          f"{'both':>8} {'gradproj/chunk':>15} {'both/gradstats':>15}")
+    for name, t in rows:
+        if "both" not in t:
+            continue
+        chunk = t["forward+backward"] / t["chunks"]
+        print(f"{name:<30} {chunk:13.3f} {t['gradstats']:10.3f} {t['gradproj']:10.3f} "
+              f"{t['gradproj, first song']:10.3f} {t['both']:8.3f} {t['gradproj'] / chunk:15.1%} "
+              f"{t['both'] / t['gradstats']:15.2f}")
+    for name, model in models:
+        print(f"gradproj's cache of buckets and signs, {name}: {sketch_cache_bytes(model) / 2**20:.1f} MiB")
+    if args.cache_width:
+        seconds, grown, held = measure_sketch_cache(args.cache_width)
+        print(f"gradproj's cache at 48 x {args.cache_width}, measured: {held / 2**30:.2f} GiB held "
+              f"({held / 2:,.0f} entries), peak RSS +{grown:,.0f} MiB, built in {seconds:.1f} s (once per process)")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ Everything happens in ``work/demo/`` (made afresh each time, with fresh demo key
 a synthetic catalog of 30 songs (20-40 s, distinct melodies and timbres, from the
 committed generator), 10 control tracks, queries (one made from parts of two catalog
 songs, one a FLAC copy of a catalog song); keys and a trust file; the manifests of
-``manifests/demo/`` signed by an operator and a reviewer; ``run`` Extract, Calibrate,
-Attribute; a signed PDF certificate per query (throwaway PKI), asked for by the Attribute manifest; ``verify
-ledger`` (also against a checkpoint kept outside the ledger), an inclusion proof and the
-certificate verified offline; the verdict tables. Each step is the command a user
-would type, printed before it runs.
+``manifests/demo/`` signed by an operator and a reviewer; ``run`` Extract (both signature
+methods, one pass), Calibrate once per method, Attribute with gradproj (the primary
+method); a signed PDF certificate per query (throwaway PKI), asked for by the Attribute
+manifest; ``verify ledger`` (also against a checkpoint kept outside the ledger), an
+inclusion proof and the certificate verified offline; the verdict tables; both methods'
+noise floors side by side, and what the reports show (or the measurement that prevents
+it). Each step is the command a user would type, printed before it runs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ WORK = ROOT / "work" / "demo"
 MARKER = ".lumina-demo"
 CLI = [str(Path(sys.executable).with_name("lumina-audit"))]
 SEED = 422024
+#: (work-folder name, template in manifests/demo/, values filled in), in the order they run.
+MANIFESTS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("extract", "extract", {}),
+    ("calibrate-gradproj", "calibrate", {"method": "lumina-gradproj-v1", "short": "gradproj"}),
+    ("calibrate-gradstats", "calibrate", {"method": "lumina-gradstats-v1", "short": "gradstats"}),
+    ("attribute", "attribute", {}),
+)
+FLAC_QUERY, FLAC_SOURCE = "flac-copy-of-song03", "song03"
 
 
 def step(*args: str, into: str | None = None) -> str:
@@ -73,6 +83,42 @@ def make_audio(catalog: int = 30, controls: int = 10, seconds: tuple[float, floa
     return name
 
 
+def findings(query: str) -> None:
+    """Both methods' noise floors side by side, then what the gradproj reports show, or what prevents it."""
+    from lumina_audit.attribution.reports import read_calibration, read_report
+
+    print("\nNoise floors (attribution-v1, k = 3): a copy (similarity 1) clears tau only if (1 - mu) / sigma > k")
+    print(f"  {'method':<22}{'ch':<4}{'mu':>9}{'sigma':>9}{'tau':>9}{'(1-mu)/sigma':>14}{'false-pos.':>12}")
+    for short in ("gradproj", "gradstats"):
+        cal, _ = read_calibration(WORK / "out" / f"calibration-{short}.json")
+        for ch in ("P", "M"):
+            c = cal["channels"][ch]
+            sep = (1.0 - c["mu"]) / c["sigma"]
+            print(f"  {cal['signature_space']['method']:<22}{ch:<4}{c['mu']:>9.4f}{c['sigma']:>9.4f}{c['tau']:>9.4f}"
+                  f"{sep:>14.2f}{c['false_positive_rate']:>12.5f}")
+    sources = query.removeprefix("query-").split("-")
+    print("\nWhat the gradproj reports show:")
+    flac, _ = read_report(WORK / "out" / "reports" / f"{FLAC_QUERY}.json")
+    splice, _ = read_report(WORK / "out" / "reports" / f"{query}.json")
+    for ch in ("P", "M"):
+        res, cal = flac["channels"][ch], flac["calibration"]["channels"][ch]
+        entry = next((e for e in res["entries"] if e["song_id"] == FLAC_SOURCE), None)
+        share = entry["share"] if entry else 0.0
+        why = "" if share == 1.0 else (f": its similarity {entry['similarity']:.4f} and tau {cal['tau']:.4f}"
+                                       if entry else ": it is not among the listed songs")
+        print(f"  FLAC copy of {FLAC_SOURCE}, channel {ch}: {res['verdict']}; share of {FLAC_SOURCE} {share:.4f}{why}")
+    for ch in ("P", "M"):
+        ranked = sorted(splice["channels"][ch]["entries"], key=lambda e: (-e["similarity"], e["song_id"]))
+        ranks = {e["song_id"]: i + 1 for i, e in enumerate(ranked)}
+        shown = ", ".join(f"{s} rank {ranks.get(s, 'below the listed ' + str(len(ranked)))}" for s in sources)
+        ok = sorted(ranks.get(s, 0) for s in sources) == [1, 2]
+        line = f"  splice of {' and '.join(sources)}, channel {ch}: {shown}"
+        if not ok:
+            above = [f"{e['song_id']} {e['similarity']:.4f}" for e in ranked[:3]]
+            line += f" (the most similar: {', '.join(above)})"
+        print(line + f"; {splice['channels'][ch]['verdict']}")
+
+
 def main() -> None:
     global WORK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,10 +140,12 @@ def main() -> None:
     query = make_audio(args.catalog, args.controls, tuple(args.seconds))
     lines = (ROOT / "golden/models/tiny-musicgen.sha256").read_text().splitlines()
     digests = "".join(f"    {name}: {value}\n" for value, name in (line.split() for line in lines))
-    for kind in ("extract", "calibrate", "attribute"):
-        text = (ROOT / f"manifests/demo/{kind}.yaml").read_text()
-        model = str(ROOT / "golden/models/tiny-musicgen")
-        (WORK / f"{kind}.yaml").write_text(text.replace("{model}", model).replace("{digests}\n", digests))
+    model = str(ROOT / "golden/models/tiny-musicgen")
+    for name, template, fill in MANIFESTS:
+        text = (ROOT / f"manifests/demo/{template}.yaml").read_text()
+        for key, value in {**fill, "model": model}.items():
+            text = text.replace("{" + key + "}", value)
+        (WORK / f"{name}.yaml").write_text(text.replace("{digests}\n", digests))
     trust = []
     for who, principal, ns in (("operator", "operator@demo", ["lumina-audit/manifest", "lumina-audit/ledger"]),
                                ("reviewer", "reviewer@demo", ["lumina-audit/manifest"])):
@@ -107,40 +155,33 @@ def main() -> None:
     (WORK / "trust").write_text("\n".join(trust) + "\n")
     print(f"\n(wrote the trust file {WORK / 'trust'})")
     step("pki", "throwaway", "--out", "pki")
-    for kind in ("extract", "calibrate", "attribute"):
-        step("manifest", "sign", f"{kind}.yaml", "--key", "keys/operator.key")
-        step("manifest", "sign", f"{kind}.yaml", "--key", "keys/reviewer.key")
-        step("manifest", "verify", f"{kind}.yaml", "--trust", "trust")
-        step("run", f"{kind}.yaml", "--trust", "trust", "--key", "keys/operator.key")
+    for name, _, _ in MANIFESTS:
+        step("manifest", "sign", f"{name}.yaml", "--key", "keys/operator.key")
+        step("manifest", "sign", f"{name}.yaml", "--key", "keys/reviewer.key")
+        step("manifest", "verify", f"{name}.yaml", "--trust", "trust")
+        step("run", f"{name}.yaml", "--trust", "trust", "--key", "keys/operator.key")
     step("ledger", "show", "ledger")
     step("ledger", "checkpoint", "ledger", into="checkpoint.txt")
-    step("ledger", "prove", "2", "--ledger", "ledger", into="proof-2.json")
-    step("verify", "proof", "proof-2.json", "--trust", "trust")
+    step("ledger", "prove", "3", "--ledger", "ledger", into="proof-3.json")
+    step("verify", "proof", "proof-3.json", "--trust", "trust")
     step("verify", "ledger", "ledger", "--trust", "trust", "--checkpoint", "checkpoint.txt")
     step("verify", "certificate", f"out/certificates/{query}.pdf", "--roots", "pki/root.pem",
          "--trust", "trust", "--ledger", "ledger", "--rerender")
     for report in sorted((WORK / "out" / "reports").glob("*.json")):
         step("report", "show", str(report.relative_to(WORK)))
-    from lumina_audit.attribution.reports import read_calibration
-
-    cal, _ = read_calibration(WORK / "out" / "calibration.json")
-    high = [ch for ch in ("P", "M") if cal["channels"][ch]["tau"] >= 1.0]
-    if high:
-        print(f"\nNote: on channel(s) {', '.join(high)} the noise floor tau is above 1, the largest possible "
-              "similarity,\nso no song can be attributed there, not even an exact copy. That is a property of the "
-              "random\ntiny model (README, 'Known limits'; scripts/separation.py measures it), not of the method's "
-              "code.")
+    findings(query)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Everything is in {WORK}:")
     for name, what in (("audio/", "the synthetic catalog, controls and queries"),
                        ("keys/, trust", "the demo keys (throwaway) and the trust file"),
-                       ("*.yaml, *.yaml.sig", "the three manifests and their signatures"),
-                       ("out/catalog.h5", "the signature store"), ("out/calibration.json", "the noise floor"),
+                       ("*.yaml, *.yaml.sig", "the four manifests and their signatures"),
+                       ("out/catalog.h5", "the signature store (both methods)"),
+                       ("out/calibration-*.json", "the noise floor of each method"),
                        ("out/reports/", "one attribution report per query"),
                        ("out/certificates/", "one signed PDF/A-3b certificate per query"),
                        ("pki/", "a throwaway X.509 root and signer (never trust it outside the demo)"),
-                       ("ledger/", "the signed, hash-chained ledger: three runs, one certificate per query"),
+                       ("ledger/", "the signed, hash-chained ledger: four runs, one certificate per query"),
                        ("checkpoint.txt", "its latest checkpoint: keep copies elsewhere"),
-                       ("proof-2.json", "the inclusion proof of the attribution run")):
+                       ("proof-3.json", "the inclusion proof of the attribution run")):
         print(f"  {name:<22} {what}")
 
 

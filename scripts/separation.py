@@ -5,8 +5,9 @@ catalog song has similarity 1, so it can clear the floor only when (1 - mu) / si
 (3 by default). This script builds random tiny MusicGen checkpoints like the embedded
 one (``scripts/make_tiny_checkpoint.py``; 48 layers, seeded codebooks) at several widths
 and weight scales, computes signatures of unrelated synthetic songs under the default
-pins, and prints mu, sigma, tau, (1 - mu) / sigma, the largest unrelated similarity and
-the share of each statistic in the signatures' squared norm, per channel.
+pins, and prints, per signature method (both from one pass) and channel, mu, sigma, tau,
+(1 - mu) / sigma, the largest unrelated similarity and, for gradstats, the share of each
+statistic in the signatures' squared norm.
 
     python scripts/separation.py [--widths 32 64 128] [--scales 1 3] [--songs 16]
 
@@ -58,27 +59,32 @@ def build(out: Path, width: int, scale: float) -> None:
 
 
 def measure(model_dir: Path, songs: int) -> list[str]:
+    """Rows ``method | channel | mu | sigma | tau | (1 - mu) / sigma | max unrelated | shares`` of both methods."""
     from lumina_audit._internal.synth import SongSpec, render, write_wav
     from lumina_audit.signature.model import sha256_model_files
     from lumina_audit.signature.pins import Pins
     from lumina_audit.signature.session import Session
 
-    session = Session.open(model_dir, sha256_model_files(model_dir), Pins())
-    sigs = []
+    session = Session.open(model_dir, sha256_model_files(model_dir), Pins())  # both methods, one pass per song
+    paths = []
     for i in range(songs):
         path = model_dir / f"song{i}.wav"
         write_wav(path, render(SongSpec(seed=61000 + i, seconds=10.0)), 32000, 16)
-        sigs.append(session.signature(path, f"song{i}"))
+        paths.append(path)
+    sigs = [by_method for _, by_method in session.all_signatures(paths, [f"song{i}" for i in range(songs)])]
     rows = []
-    for ch in ("p", "m"):
-        x = np.array([getattr(s, ch) for s in sigs], dtype=np.float64)
-        raw = np.array([getattr(s, f"raw_{ch}") for s in sigs]).reshape(songs, 6, 6, 6)
-        sims = (x @ x.T)[np.triu_indices(songs, 1)]
-        mu, sigma = float(sims.mean()), float(sims.std(ddof=1))
-        energy = ((raw**2).sum(axis=(1, 2)) / (raw**2).sum(axis=(1, 2, 3))[:, None]).mean(axis=0)
-        shares = ", ".join(f"{n} {e:.0%}" for n, e in zip(STATS, energy, strict=True) if e >= 0.005)
-        rows.append(f"{ch.upper()} | {mu:.3f} | {sigma:.3f} | {mu + 3 * sigma:.3f} | {(1 - mu) / sigma:.2f} | "
-                    f"{sims.max():.3f} | {shares}")
+    for method in (m.name for m in session.methods):
+        for ch in ("p", "m"):
+            x = np.array([getattr(s[method], ch) for s in sigs], dtype=np.float64)
+            sims = (x @ x.T)[np.triu_indices(songs, 1)]
+            mu, sigma = float(sims.mean()), float(sims.std(ddof=1))
+            shares = "-"
+            if method == "lumina-gradstats-v1":
+                raw = np.array([getattr(s[method], f"raw_{ch}") for s in sigs]).reshape(songs, 6, 6, 6)
+                energy = ((raw**2).sum(axis=(1, 2)) / (raw**2).sum(axis=(1, 2, 3))[:, None]).mean(axis=0)
+                shares = ", ".join(f"{n} {e:.0%}" for n, e in zip(STATS, energy, strict=True) if e >= 0.005)
+            rows.append(f"{method} | {ch.upper()} | {mu:.3f} | {sigma:.3f} | {mu + 3 * sigma:.3f} | "
+                        f"{(1 - mu) / sigma:.2f} | {sims.max():.3f} | {shares}")
     return rows
 
 
@@ -94,8 +100,9 @@ def main() -> None:
     from lumina_audit._internal.quiet import silence_libraries
 
     silence_libraries()
-    print("| model | channel | mu | sigma | tau (k=3) | (1 - mu) / sigma | max unrelated | squared-norm share |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
+    print("| model | method | channel | mu | sigma | tau (k=3) | (1 - mu) / sigma | max unrelated "
+          "| squared-norm share (gradstats) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for width in args.widths:
             for scale in args.scales:

@@ -23,12 +23,12 @@ if TYPE_CHECKING:
         SignatureStore,
         StoreIndex,
         StoreInfo,
-        create_or_append,
         iter_blocks,
         open_info,
         read_index,
         read_store,
     )
+    from .store_writer import create_or_append, create_or_append_multi
 
 __all__ = [
     "ChannelCalibration",
@@ -41,6 +41,7 @@ __all__ = [
     "attribute_hits",
     "calibrate",
     "create_or_append",
+    "create_or_append_multi",
     "extract_to_store",
     "iter_blocks",
     "open_info",
@@ -57,7 +58,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "SignatureStore": ".store",
     "StoreIndex": ".store",
     "StoreInfo": ".store",
-    "create_or_append": ".store",
+    "create_or_append": ".store_writer",
+    "create_or_append_multi": ".store_writer",
     "iter_blocks": ".store",
     "open_info": ".store",
     "read_index": ".store",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..errors import StoreError
 from ..signature.session import Session
-from .store import StoreSummary, create_or_append, open_info
+from .store import open_info
+from .store_writer import StoreSummary, create_or_append
 
 __all__ = ["extract_to_store"]
 

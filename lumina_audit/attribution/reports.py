@@ -32,12 +32,17 @@ __all__ = [
     "canonical",
     "read_calibration",
     "read_report",
+    "signature_method_of",
     "write_canonical",
 ]
 
 CALIBRATION_FORMAT = "lumina-calibration"
 REPORT_FORMAT = "lumina-attribution-report"
 VERSION = 1
+#: Versions read, per format. Report version 2 adds ``signature_method`` (version 1 implies ``lumina-gradstats-v1``).
+VERSIONS: dict[str, tuple[int, ...]] = {CALIBRATION_FORMAT: (1,), REPORT_FORMAT: (1, 2)}
+#: The signature method of a version 1 report, which had only one.
+V1_SIGNATURE_METHOD = "lumina-gradstats-v1"
 
 
 class ReportError(LuminaError):
@@ -83,8 +88,11 @@ def _read(path: Path, fmt: str) -> tuple[dict[str, Any], str]:
         raise ReportError(f"{path}: not JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise ReportError(f"{path}: not a {fmt} file")
-    if doc.get("version") != VERSION:
-        raise ReportError(f"{path}: {fmt} version {doc.get('version')!r} is not supported (only {VERSION})")
+    known = VERSIONS[fmt]
+    version = doc.get("version")
+    if isinstance(version, bool) or version not in known:
+        raise ReportError(f"{path}: {fmt} version {version!r} is not supported (only "
+                          f"{' and '.join(map(str, known))})")
     if canonical(doc) != data:
         raise ReportError(f"{path}: not in canonical form (edited by hand?)")
     return doc, hashlib.sha256(data).hexdigest()
@@ -106,4 +114,11 @@ def read_report(path: Path) -> tuple[dict[str, Any], str]:
     doc, digest = _read(path, REPORT_FORMAT)
     if set(doc.get("channels", {})) != {"P", "M"}:
         raise ReportError(f"{path}: a report holds channels P and M")
+    if doc["version"] >= 2 and not isinstance(doc.get("signature_method"), str):
+        raise ReportError(f"{path}: a version 2 report names its signature_method")
     return doc, digest
+
+
+def signature_method_of(report: dict[str, Any]) -> str:
+    """The signature method a report's similarities come from."""
+    return str(report.get("signature_method", V1_SIGNATURE_METHOD))

@@ -34,7 +34,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import StoreError
 from ..signature.result import DIM
 from .store import iter_blocks, open_info
 
@@ -123,11 +122,9 @@ def _check_search(tau: float, top_k: int, block_rows: int) -> None:
 
 
 def _check_space(store_path: StrPath, space_digest: str | None) -> int:
+    """The store's row count, after checking it holds the queries' space (or, without a digest, only one)."""
     info = open_info(store_path)
-    if space_digest is not None and info.space.digest != space_digest:
-        raise StoreError(
-            f"{info.path}: signature space differs: store has {info.space.digest}, queries have {space_digest}"
-        )
+    info.space_with(space_digest)
     return info.count
 
 
@@ -182,7 +179,7 @@ def similarities(
     n = _check_space(store_path, space_digest)
     out = np.empty((q.shape[0], n), dtype=np.float64)
     q64 = q.astype(np.float64)
-    for start, block in iter_blocks(store_path, channel, block_rows):
+    for start, block in iter_blocks(store_path, channel, block_rows, space_digest):
         _exact_into(q64, block, out[:, start : start + block.shape[0]])
     return out
 
@@ -285,7 +282,7 @@ def top_and_threshold(
     _check_search(tau, top_k, block_rows)
     if space_digest is not None:
         _check_space(store_path, space_digest)
-    return _scan(_with_norms(iter_blocks(store_path, channel, block_rows)), q, float(tau), top_k)
+    return _scan(_with_norms(iter_blocks(store_path, channel, block_rows, space_digest)), q, float(tau), top_k)
 
 
 class ResidentRows:

@@ -106,7 +106,20 @@ def _context(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str, A
         "report": report_doc, "channels": chans, "issued_at": _pdf_date(issued_at),
         "report_sha256": hashlib.sha256(report_bytes).hexdigest(), "proof": proof, "record": record,
         "titles": report_doc.get("titles", {}), "summary_rows": SUMMARY_ROWS,
+        "signature_method": _signature_method(report_doc),
     }
+
+
+def _signature_method(report_doc: dict[str, Any]) -> dict[str, str]:
+    """The report's signature method: its name, its normative spec and what it keeps of the gradient."""
+    from ..attribution.reports import signature_method_of
+    from ..signature.methods import METHODS
+
+    name = signature_method_of(report_doc)
+    method = METHODS.get(name)
+    if method is None:
+        return {"name": name, "spec": "(unknown to this version of lumina-audit)", "description": ""}
+    return {"name": name, "spec": method.spec, "description": method.description}
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -40,6 +40,9 @@ def signature(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda (a numerical pin).")] = "cpu",
     threads: Annotated[int, typer.Option(help="Intra-op threads (a numerical pin).")] = 1,
+    method: Annotated[Literal["lumina-gradproj-v1", "lumina-gradstats-v1"], typer.Option(
+        help="Signature method: the seeded projection of the gradient (gradproj, the primary method) or its "
+             "six statistics per tensor (gradstats).")] = "lumina-gradproj-v1",
 ) -> None:
     """Compute the P and M signatures of audio files (inspection, not evidence).
 
@@ -47,6 +50,7 @@ def signature(
     normalised signatures p and m and the raw vectors p_raw and m_raw. JSON
     numbers read back to exactly the same floats.
     """
+    from ..signature.methods import get_method
     from ..signature.pins import apply_torch_pins
     from ..signature.session import Session, check_inputs, load_all
     from ..signature.space import SignatureConfig
@@ -56,7 +60,7 @@ def signature(
     check_inputs(audio, None)
     apply_torch_pins(pins)
     audios = load_all(audio, config)  # refuse bad audio before the model is loaded
-    session = Session.open(model, expected, pins, config)
+    session = Session.open(model, expected, pins, config, (get_method(method),))
     results = session.signatures(audio, audios=audios)
     doc: dict[str, Any] = {
         "notice": NOT_EVIDENCE, "method": session.space.as_dict()["method"],
@@ -72,7 +76,7 @@ def signature(
         echo(json.dumps(doc, indent=1))
         return
     echo(NOT_EVIDENCE)
-    echo(f"signature space {session.space.digest}")
+    echo(f"method {session.methods[0].name}, signature space {session.space.digest}")
     for path, s in results:
         echo(f"{s.song_id}  {path}\n  file_sha256 {s.file_sha256}\n  pcm_sha256  {s.pcm_sha256}\n"
              f"  chunks {s.chunks}\n  p[:4] {[float(v) for v in s.p[:4]]}\n  m[:4] {[float(v) for v in s.m[:4]]}")
@@ -89,22 +93,31 @@ def golden_check(
     environment that differs from the one the vectors were made in is shown.
     """
     from ..signature import golden as golden_mod
+    from ..signature.methods import get_method
     from ..signature.session import Session
 
     gf = golden_mod.read(golden or golden_mod.default_root())
-    session = Session.open(gf.model_dir, gf.digests, gf.pins)
-    report = golden_mod.check(gf, session.signature, session.space.digest, session.environment())
+    session = Session.open(gf.model_dir, gf.digests, gf.pins, methods=[get_method(m) for m in gf.spaces])
+
+    def compute(path: Path, song_id: str) -> dict[str, Any]:
+        return session.all_signatures([path], [song_id])[0][1]
+
+    spaces = {name: space.digest for name, space in session.spaces.items()}
+    report = golden_mod.check(gf, compute, spaces, session.environment())
     if as_json:
-        echo(json.dumps({"bottom_line": report.bottom_line, "signature_space_sha256": report.space_sha256,
+        echo(json.dumps({"bottom_line": report.bottom_line, "signature_spaces": report.spaces,
                          "clips": [c.__dict__ | {"differing": list(c.differing)} for c in report.clips],
                          "environment_differences": list(report.environment_differences)}, indent=1))
     else:
-        echo(f"golden vectors in {gf.root} (model digests and space {report.space_sha256[:16]}...)")
+        shown = ", ".join(f"{m} space {d[:16]}..." for m, d in report.spaces.items())
+        echo(f"golden vectors in {gf.root} ({shown})")
         for c in report.clips:
             state = "bitwise equal" if c.equal else f"DIFFERS in {', '.join(c.differing)} " \
                 f"(max |diff| {c.max_abs_diff:.3g})"
-            echo(f"  {c.file:<28} {c.song_id:<24} chunks={c.chunks}  p_raw m_raw p m: {state}")
-        echo(f"{sum(c.equal for c in report.clips)}/{len(report.clips)} clips bitwise equal")
+            echo(f"  {c.file:<24} {c.method:<20} chunks={c.chunks}  p_raw m_raw p m: {state}")
+        clips = {c.file for c in report.clips if c.song_id}
+        echo(f"{sum(c.equal for c in report.clips)}/{len(report.clips)} clips bitwise equal "
+             f"({len(clips)} clips x {len(gf.spaces)} methods)")
         if not report.bottom_line:
             echo("environment differences from the one the golden vectors were made in:")
             for line in report.environment_differences or ("(none recorded: same versions, CPU and pins)",):

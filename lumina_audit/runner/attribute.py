@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from ..errors import LuminaError
 from ..evidence.manifest import (
+    API_V1,
     AttributeManifest,
     CertificateSettings,
     LoadedManifest,
@@ -19,10 +20,12 @@ from .base import (
     RunError,
     audio_entries,
     checked_file,
+    primary,
     queries,
     read_store,
     same_space,
     signatures,
+    store_has_space,
 )
 
 __all__ = ["plan", "read"]
@@ -33,10 +36,12 @@ def read(loaded: LoadedManifest) -> Any:
 
     m = cast(AttributeManifest, loaded.manifest)
     store = read_store(loaded, m.catalog, "catalog store")
+    ours = loaded.spaces()[0]
+    store_has_space(f"catalog store {store[0]}", store[1].info, ours)  # before the model loads
     cal_path = loaded.anywhere(m.calibration.path)
     cal_entry = checked_file(cal_path, m.calibration.sha256, "calibration")
     cal, cal_digest = read_calibration(cal_path)
-    same_space(f"calibration {cal_path}", str(cal.get("signature_space_sha256")), store[1].info.space.digest)
+    same_space(f"calibration {cal_path}", str(cal.get("signature_space_sha256")), ours.digest)
     if cal["catalog"]["sha256"] != store[2]["sha256"]:
         raise RunError(f"calibration {cal_path} was made on catalog store {cal['catalog']['sha256']}, not on "
                        f"{store[0]} ({store[2]['sha256']})")
@@ -76,10 +81,10 @@ def plan(ctx: Context) -> Plan:
     loaded, session, inputs, audios, on_progress, pre = (ctx.loaded, ctx.session, ctx.inputs, ctx.audios,
                                                          ctx.on_progress, ctx.pre)
     (store, index, store_entry), (cal_path, cal, cal_digest, cal_entry), signer = pre
-    same_space(f"catalog store {store}", index.info.space.digest, session.space.digest)
+    store_has_space(f"catalog store {store}", index.info, session.space)
     m = cast(AttributeManifest, loaded.manifest)
     top_k = m.attribution.top_k
-    sigs = signatures(session, inputs, audios, on_progress)
+    sigs = primary(signatures(session, inputs, audios, on_progress), session)
     q = queries(sigs)
     results: dict[str, list[Any]] = {}
     for ch in ("P", "M"):
@@ -96,7 +101,7 @@ def plan(ctx: Context) -> Plan:
         folder.mkdir(parents=True, exist_ok=False)
         outs = []
         for i, (inp, sig) in enumerate(zip(inputs, sigs, strict=True)):
-            doc = {
+            doc: dict[str, Any] = {
                 "format": REPORT_FORMAT, "version": 1, "method": m.attribution.method,
                 "query": {"song_id": sig.song_id, "file": inp.path.name, "file_sha256": sig.file_sha256,
                           "pcm_sha256": sig.pcm_sha256, "chunks": sig.chunks},
@@ -107,6 +112,8 @@ def plan(ctx: Context) -> Plan:
                 "manifest_digest": loaded.digest, "manifest_signers": ctx.signers,
                 "ledger": {"origin": ctx.origin, "record": seq},
             }
+            if loaded.api_version != API_V1:  # version 2 names the signature method; version 1 implies gradstats
+                doc |= {"version": 2, "signature_method": session.methods[0].name}
             path = folder / f"{sig.song_id}.json"
             write_canonical(path, doc)
             outs.append((path, "attribution-report"))

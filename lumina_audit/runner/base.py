@@ -16,8 +16,8 @@ from ..evidence.manifest import (
     LoadedManifest,
 )
 
-__all__ = ["Context", "Plan", "RunError", "audio_entries", "checked_file", "file_entry", "queries", "read_store",
-           "same_space", "signatures"]
+__all__ = ["Context", "Plan", "RunError", "audio_entries", "checked_file", "file_entry", "primary", "queries",
+           "read_store", "same_space", "signatures", "store_has_space"]
 
 
 class RunError(LuminaError):
@@ -76,6 +76,17 @@ def same_space(what: str, theirs: str, ours: str) -> None:
                        "they are never compared")
 
 
+def store_has_space(what: str, info: Any, ours: Any) -> None:
+    """Refuse a store that does not hold the run's signature space, naming every digest on both sides."""
+    held = list(info.spaces.values())
+    if any(s.digest == ours.digest for s in held):
+        return
+    if len(held) == 1:
+        same_space(what, held[0].digest, ours.digest)
+    raise RunError(f"{what} holds signature spaces {info.describe_spaces()}, this run computes signatures of "
+                   f"space {ours.digest} ({ours.as_dict()['method']}); they are never compared")
+
+
 def read_store(loaded: LoadedManifest, ref: Any, loc: str) -> tuple[Path, Any, dict[str, Any]]:
     """A store the run reads: its pinned digest checked, its index read (no vectors)."""
     from ..attribution.store import read_index
@@ -86,8 +97,9 @@ def read_store(loaded: LoadedManifest, ref: Any, loc: str) -> tuple[Path, Any, d
 
 
 def signatures(session: Any, inputs: list[Any], audios: list[Any],
-                on_progress: Callable[[str, int, int], None] | None) -> list[Any]:
-    from ..signature.extract import signature_of_audio
+               on_progress: Callable[[str, int, int], None] | None) -> list[dict[str, Any]]:
+    """Every session method's signatures of each input (one pass per song), by method name."""
+    from ..signature.extract import signatures_of_audio
 
     sigs = []
     total = sum(len(a.chunks) for a in audios)
@@ -96,9 +108,15 @@ def signatures(session: Any, inputs: list[Any], audios: list[Any],
         def tick(n: int, _k: int, base: int = done, name: str = i.path.name) -> None:
             if on_progress is not None:
                 on_progress(name, base + n, total)
-        sigs.append(signature_of_audio(a, session.model, session.config, session.pins, i.song_id, on_chunk=tick))
+        sigs.append(signatures_of_audio(a, session.model, session.config, session.pins, i.song_id,
+                                        session.methods, on_chunk=tick))
         done += len(a.chunks)
     return sigs
+
+
+def primary(sigs: list[dict[str, Any]], session: Any) -> list[Any]:
+    """The primary (first) method's signature of each song."""
+    return [s[session.methods[0].name] for s in sigs]
 
 
 def audio_entries(inputs: list[Any], audios: list[Any]) -> list[dict[str, Any]]:

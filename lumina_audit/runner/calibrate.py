@@ -14,17 +14,20 @@ from .base import (
     Plan,
     RunError,
     audio_entries,
+    primary,
     queries,
     read_store,
-    same_space,
     signatures,
+    store_has_space,
 )
 
 __all__ = ["plan", "read"]
 
 
 def read(loaded: LoadedManifest) -> Any:
-    return read_store(loaded, cast(CalibrateManifest, loaded.manifest).catalog, "catalog store")
+    store = read_store(loaded, cast(CalibrateManifest, loaded.manifest).catalog, "catalog store")
+    store_has_space(f"catalog store {store[0]}", store[1].info, loaded.spaces()[0])  # before the model loads
+    return store
 
 
 def plan(ctx: Context) -> Plan:
@@ -35,16 +38,17 @@ def plan(ctx: Context) -> Plan:
     loaded, session, inputs, audios, on_progress, pre = (ctx.loaded, ctx.session, ctx.inputs, ctx.audios,
                                                          ctx.on_progress, ctx.pre)
     store, index, store_entry = pre
-    same_space(f"catalog store {store}", index.info.space.digest, session.space.digest)
+    store_has_space(f"catalog store {store}", index.info, session.space)
     settings = cast(CalibrateManifest, loaded.manifest).calibration
     if len(inputs) < settings.min_controls:  # refuse before the expensive part
         raise RunError(f"{len(inputs)} control(s); calibration needs at least {settings.min_controls}")
-    sigs = signatures(session, inputs, audios, on_progress)
+    sigs = primary(signatures(session, inputs, audios, on_progress), session)
     q = queries(sigs)
     sims = {ch: similarities(store, ch, q[ch], space_digest=session.space.digest) for ch in ("P", "M")}
     cal = calibrate(sims, settings.k, control_ids=[s.song_id for s in sigs],
                     control_pcm_sha256=[s.pcm_sha256 for s in sigs], catalog_pcm_sha256=set(index.pcm_sha256),
-                    control_space=session.space.digest, catalog_space=index.info.space.digest,
+                    control_space=session.space.digest,
+                    catalog_space=index.info.space_with(session.space.digest).digest,
                     min_controls=settings.min_controls)
     doc = {
         "format": CALIBRATION_FORMAT, "version": 1, "method": settings.method,

@@ -117,7 +117,7 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
     pre = read_first(loaded)  # the stores and calibrations it reads, checked before the model loads
     from ..signature.session import Session
 
-    session = Session.open(loaded.model_dir, manifest.model.digests(), pins, config)  # step 6
+    session = Session.open(loaded.model_dir, manifest.model.digests(), pins, config, loaded.methods())  # step 6
     ledger = Ledger.open(loaded.ledger_dir) if (loaded.ledger_dir / "ledger.json").exists() \
         else Ledger.create(loaded.ledger_dir)
     signers = [{"key_id": s.key_id, "principal": s.principal} for s in verified.signers]

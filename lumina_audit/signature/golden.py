@@ -1,16 +1,17 @@
-"""Golden vectors: committed clips and their expected signatures, compared bit for bit.
+"""Golden vectors: committed clips and their expected signatures, every method, compared bit for bit.
 
-``golden/golden.json`` (format ``lumina-golden``, version 1) names the tiny
-checkpoint and its digests, the pins, the environment it was computed in, and
-per clip the file and PCM hashes, the chunk count and the four vectors. Floats
-are written by ``json`` as the shortest repr that reads back to the same
-float64; float32 values are stored widened to float64, which is exact.
+``golden/golden.json`` (format ``lumina-golden``, version 2) names the tiny checkpoint and
+its digests, the pins, the environment it was computed in, each signature method with the
+digest of its signature space, and per clip the file and PCM hashes, the chunk count and,
+per method, the four vectors. Floats are written by ``json`` as the shortest repr that
+reads back to the same float64; float32 values are stored widened to float64, which is
+exact. Version 1 (one method, the vectors beside the clip's hashes) is no longer read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ import numpy.typing as npt
 
 from ..errors import ConfigError
 from .pins import Pins
-from .result import DIM, Signature
+from .result import Signature
 
 __all__ = ["FORMAT", "VERSION", "ClipResult", "GoldenFile", "GoldenReport", "check", "default_root", "read",
            "write"]
 
 FORMAT = "lumina-golden"
-VERSION = 1
+VERSION = 2
 _VECTORS = (("p_raw", "raw_p"), ("m_raw", "raw_m"), ("p", "p"), ("m", "m"))
 
 
@@ -37,26 +38,32 @@ def default_root() -> Path:
 
 @dataclass(frozen=True)
 class GoldenFile:
+    """A golden file: ``spaces`` maps each method to its signature-space digest (the order is the file's)."""
+
     root: Path
     model_dir: Path
     digests: dict[str, str]
-    space_sha256: str
+    spaces: dict[str, str]
     pins: Pins
     environment: dict[str, Any]
-    expected: tuple[tuple[Path, Signature], ...]
+    expected: tuple[tuple[Path, Mapping[str, Signature]], ...]
+
+    def expected_for(self, method: str) -> tuple[tuple[Path, Signature], ...]:
+        """Each clip with the expected signature of ``method``."""
+        return tuple((path, by_method[method]) for path, by_method in self.expected)
 
 
-def _vector(doc: dict[str, Any], key: str) -> npt.NDArray[np.float64]:
+def _vector(doc: dict[str, Any], key: str, where: str) -> npt.NDArray[np.float64]:
     values = np.asarray(doc[key], dtype=np.float64)
-    if values.shape != (DIM,):
-        raise ConfigError(f"golden vector {key} of {doc.get('song_id')} has shape {values.shape}")
+    if values.ndim != 1 or values.shape[0] < 1:
+        raise ConfigError(f"golden vector {key} of {where} has shape {values.shape}")
     return values
 
 
-def _sig_from_json(doc: dict[str, Any]) -> Signature:
-    return Signature(song_id=doc["song_id"], file_sha256=doc["file_sha256"], pcm_sha256=doc["pcm_sha256"],
-                     chunks=int(doc["chunks"]), raw_p=_vector(doc, "p_raw"), raw_m=_vector(doc, "m_raw"),
-                     p=_vector(doc, "p").astype(np.float32), m=_vector(doc, "m").astype(np.float32))
+def _sig_from_json(clip: dict[str, Any], doc: dict[str, Any], where: str) -> Signature:
+    return Signature(song_id=clip["song_id"], file_sha256=clip["file_sha256"], pcm_sha256=clip["pcm_sha256"],
+                     chunks=int(clip["chunks"]), raw_p=_vector(doc, "p_raw", where), raw_m=_vector(doc, "m_raw", where),
+                     p=_vector(doc, "p", where).astype(np.float32), m=_vector(doc, "m", where).astype(np.float32))
 
 
 def read(root: Path) -> GoldenFile:
@@ -65,26 +72,35 @@ def read(root: Path) -> GoldenFile:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read golden file ({exc})") from None
-    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise ConfigError(f"{path}: not a {FORMAT} version {VERSION} file "
-                          f"(format {doc.get('format')!r}, version {doc.get('version')!r})")
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        got = (doc.get("format"), doc.get("version")) if isinstance(doc, dict) else (type(doc).__name__, None)
+        raise ConfigError(f"{path}: not a {FORMAT} version {VERSION} file (format {got[0]!r}, version {got[1]!r})")
     try:
-        expected = tuple((root / c["file"], _sig_from_json(c)) for c in doc["clips"])
-        return GoldenFile(root=root, model_dir=root / doc["model"]["directory"],
-                          digests=dict(doc["model"]["digests"]), space_sha256=doc["space_sha256"],
-                          pins=Pins(**doc["pins"]), environment=doc["environment"], expected=expected)
-    except (KeyError, TypeError) as exc:
+        spaces = {str(m): str(v["space_sha256"]) for m, v in doc["methods"].items()}
+        expected = tuple(
+            (root / c["file"], {m: _sig_from_json(c, c["vectors"][m], f"{c.get('song_id')} ({m})") for m in spaces})
+            for c in doc["clips"])
+        return GoldenFile(root=root, model_dir=root / doc["model"]["directory"], digests=dict(doc["model"]["digests"]),
+                          spaces=spaces, pins=Pins(**doc["pins"]), environment=doc["environment"], expected=expected)
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: malformed golden file (missing {exc})") from None
 
 
-def write(root: Path, model_dir: str, digests: dict[str, str], space_sha256: str, pins: Pins,
-          environment: dict[str, Any], results: list[tuple[str, Signature]]) -> None:
-    clips = [{
-        "file": file, "song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256,
-        "chunks": s.chunks, **{key: [float(v) for v in getattr(s, field)] for key, field in _VECTORS},
-    } for file, s in results]
+def write(root: Path, model_dir: str, digests: dict[str, str], spaces: Mapping[str, str], pins: Pins,
+          environment: dict[str, Any], results: Sequence[tuple[str, Mapping[str, Signature]]]) -> None:
+    """``results``: per clip, its file (relative to ``root``) and each method's signature, by method name."""
+    clips = []
+    for file, by_method in results:
+        first = next(iter(by_method.values()))
+        clips.append({
+            "file": file, "song_id": first.song_id, "file_sha256": first.file_sha256,
+            "pcm_sha256": first.pcm_sha256, "chunks": first.chunks,
+            "vectors": {m: {key: [float(v) for v in getattr(s, field)] for key, field in _VECTORS}
+                        for m, s in by_method.items()},
+        })
     doc = {"format": FORMAT, "version": VERSION, "model": {"directory": model_dir, "digests": digests},
-           "space_sha256": space_sha256, "pins": pins.as_json(), "environment": environment, "clips": clips}
+           "methods": {m: {"space_sha256": d} for m, d in spaces.items()}, "pins": pins.as_json(),
+           "environment": environment, "clips": clips}
     (root / "golden.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
 
 
@@ -92,6 +108,7 @@ def write(root: Path, model_dir: str, digests: dict[str, str], space_sha256: str
 class ClipResult:
     file: str
     song_id: str
+    method: str
     chunks: int
     equal: bool
     #: Names of the fields that differ; empty when equal.
@@ -102,12 +119,12 @@ class ClipResult:
 @dataclass(frozen=True)
 class GoldenReport:
     clips: tuple[ClipResult, ...]
-    space_sha256: str
+    spaces: dict[str, str]
     environment_differences: tuple[str, ...]
 
     @property
     def bottom_line(self) -> bool:
-        """True when every clip is bitwise equal to its golden vector."""
+        """True when every clip is bitwise equal to its golden vectors, for every method."""
         return bool(self.clips) and all(c.equal for c in self.clips)
 
 
@@ -124,19 +141,29 @@ def compare(expected: Signature, actual: Signature) -> tuple[tuple[str, ...], fl
     return tuple(differing), worst
 
 
-def check(golden: GoldenFile, compute: Callable[[Path, str], Signature], space_sha256: str,
+def check(golden: GoldenFile, compute: Callable[[Path, str], Mapping[str, Signature]], spaces: Mapping[str, str],
           environment: dict[str, Any]) -> GoldenReport:
-    """Recompute every golden clip with ``compute(path, song_id)`` and compare bit for bit."""
+    """Recompute every golden clip with ``compute(path, song_id)`` (every method at once) and compare bit for bit.
+
+    ``spaces``: the signature-space digest of each method in this installation.
+    """
     from .environment import differences
 
     results = []
-    for path, exp in golden.expected:
-        got = compute(path, exp.song_id)
-        differing, worst = compare(exp, got)
-        results.append(ClipResult(file=path.name, song_id=exp.song_id, chunks=got.chunks,
-                                  equal=not differing, differing=differing, max_abs_diff=worst))
-    if space_sha256 != golden.space_sha256:
-        results.append(ClipResult(file="(signature space)", song_id="", chunks=0, equal=False,
-                                  differing=("space_sha256",), max_abs_diff=0.0))
-    return GoldenReport(clips=tuple(results), space_sha256=space_sha256,
+    for path, by_method in golden.expected:
+        song_id = next(iter(by_method.values())).song_id
+        got = compute(path, song_id)
+        for method, exp in by_method.items():
+            if method not in got:
+                results.append(ClipResult(file=path.name, song_id=song_id, method=method, chunks=0, equal=False,
+                                          differing=("not computed",), max_abs_diff=0.0))
+                continue
+            differing, worst = compare(exp, got[method])
+            results.append(ClipResult(file=path.name, song_id=song_id, method=method, chunks=got[method].chunks,
+                                      equal=not differing, differing=differing, max_abs_diff=worst))
+    for method, digest in golden.spaces.items():
+        if spaces.get(method) != digest:
+            results.append(ClipResult(file="(signature space)", song_id="", method=method, chunks=0, equal=False,
+                                      differing=("space_sha256",), max_abs_diff=0.0))
+    return GoldenReport(clips=tuple(results), spaces=dict(spaces),
                         environment_differences=tuple(differences(golden.environment, environment)))

@@ -34,7 +34,7 @@ __all__ = [
     "SignatureSpace",
 ]
 
-#: Name of the default signature method.
+#: ``lumina-gradstats-v1``: the one method of version 1 manifests and stores (its stats are the config's).
 METHOD = GRADSTATS.name
 
 #: Hooked tensors of one transformer layer, in spec order (section 4).

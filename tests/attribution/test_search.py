@@ -24,7 +24,7 @@ from lumina_audit.attribution.search import (
     top_and_threshold,
     top_and_threshold_rows,
 )
-from lumina_audit.attribution.store import create_or_append
+from lumina_audit.attribution.store_writer import create_or_append
 from lumina_audit.errors import StoreError
 from lumina_audit.signature.result import DIM, Signature
 from lumina_audit.signature.space import SignatureConfig

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lumina_audit.attribution import store as store_mod
-from lumina_audit.attribution.store import FORMAT, VERSION, create_or_append, iter_blocks, open_info, read_store
+from lumina_audit.attribution import store_writer as store_mod
+from lumina_audit.attribution.store import FORMAT, iter_blocks, open_info, read_store
+from lumina_audit.attribution.store_writer import create_or_append
 from lumina_audit.errors import StoreError
 from lumina_audit.signature.result import DIM, Signature
 from lumina_audit.signature.space import SignatureConfig, SignatureSpace
@@ -73,7 +74,7 @@ def test_round_trip_and_header(tmp_path: Path) -> None:
     assert summary.space_digest == SPACE.digest
     assert_store_holds(path, sigs)
     info = open_info(path)
-    assert (info.format, info.version, info.count) == (FORMAT, VERSION, 6)
+    assert (info.format, info.version, info.count) == (FORMAT, 1, 6)  # one space: version 1
     assert info.method == "lumina-gradstats-v1"
     assert info.space == SPACE
     with h5py.File(path, "r") as f:
@@ -339,7 +340,7 @@ def _set_attr(name: str, value: object) -> object:
     [
         (_set_attr("format", "lumina-other"), "not a lumina-signatures store"),
         (lambda f: f.attrs.__delitem__("format"), "not a lumina-signatures store"),
-        (_set_attr("version", np.int64(2)), "unknown lumina-signatures version 2"),
+        (_set_attr("version", np.int64(3)), "unknown lumina-signatures version 3"),
         (_set_attr("version", "1"), "unknown lumina-signatures version"),
         (_set_attr("signature_space_sha256", "0" * 64), "signature space sha256 is"),
         (_set_attr("signature_space", OTHER_SPACE.canonical_json.decode()), "signature space sha256 is"),

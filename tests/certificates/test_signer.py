@@ -368,3 +368,24 @@ def test_cli_throwaway_p12_issue_letter_and_rerender(tmp_path: Path, monkeypatch
                                    str(root / "ledger"), "--rerender", "--json"])
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.output)["rerendered"] is True
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils is not installed; .ci/run installs it")
+@pytest.mark.parametrize(("version", "method", "spec"), [
+    (1, "lumina-gradstats-v1", "signature-v1.md"),  # a version 1 report implies gradstats
+    (2, "lumina-gradproj-v1", "gradproj-v1.md"),
+    (2, "lumina-gradstats-v1", "signature-v1.md"),
+])
+def test_the_certificate_names_the_signature_method_and_its_spec(made: Made, tmp_path: Path, version: int,
+                                                                 method: str, spec: str) -> None:
+    from lumina_audit.signature.methods import METHODS
+
+    doc, data, proof, when = made
+    report = {**doc, "version": version} | ({"signature_method": method} if version == 2 else {})
+    path = tmp_path / "cert.pdf"
+    path.write_bytes(render_certificate(report, data, proof, issued_at=when))
+    first = " ".join(_pdf_tool("pdftotext", "-f", "1", "-l", "1", str(path), "-").split())
+    assert f"method: signature {method} ({spec}); attribution lumina-attribution-v1" in first
+    appendix = " ".join(_pdf_tool("pdftotext", "-f", "2", "-l", "3", str(path), "-").split())
+    assert f"{method} (spec {spec})" in appendix and "lumina-attribution-v1 (spec attribution-v1.md)" in appendix
+    assert " ".join(METHODS[method].description.split())[:80] in appendix

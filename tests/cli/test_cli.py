@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import soundfile
 import torch
 
@@ -31,13 +32,18 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_signature_json_reads_back_the_golden_bits() -> None:
+@pytest.mark.parametrize("method", [None, "lumina-gradproj-v1", "lumina-gradstats-v1"])
+def test_signature_json_reads_back_the_golden_bits(method: str | None) -> None:
     gf = golden.read(GOLDEN)
-    clips = [gf.expected[1], gf.expected[4]]
-    out = cli("signature", "--model", str(TINY), "--digests", str(DIGESTS), *(str(p) for p, _ in clips), "--json")
+    expected = gf.expected_for(method or "lumina-gradproj-v1")  # gradproj by default
+    clips = [expected[1], expected[4]]
+    chosen = ["--method", method] if method else []
+    out = cli("signature", "--model", str(TINY), "--digests", str(DIGESTS), *(str(p) for p, _ in clips), "--json",
+              *chosen)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert "NOT EVIDENCE" in doc["notice"] and doc["signature_space_sha256"] == gf.space_sha256
+    assert doc["method"] == (method or "lumina-gradproj-v1")
+    assert "NOT EVIDENCE" in doc["notice"] and doc["signature_space_sha256"] == gf.spaces[doc["method"]]
     for result, (_, exp) in zip(doc["results"], clips, strict=True):
         assert result["song_id"] == exp.song_id and result["chunks"] == exp.chunks
         assert result["pcm_sha256"] == exp.pcm_sha256 and result["file_sha256"] == exp.file_sha256
@@ -115,7 +121,7 @@ def test_unknown_option_is_a_usage_error() -> None:
 def test_golden_check_mismatch_exits_1_and_names_the_environment(tmp_path: Path) -> None:
     doc = json.loads((GOLDEN / "golden.json").read_text())
     clip = next(c for c in doc["clips"] if c["song_id"] == "d_mono32k_float")
-    clip["m"][5] = clip["m"][5] * 2
+    clip["vectors"]["lumina-gradstats-v1"]["m"][5] *= 2
     doc["clips"] = [clip]
     doc["model"]["directory"] = str(TINY)
     doc["environment"]["versions"]["torch"] = "2.10.0"
@@ -123,7 +129,8 @@ def test_golden_check_mismatch_exits_1_and_names_the_environment(tmp_path: Path)
     (tmp_path / "golden.json").write_text(json.dumps(doc))
     out = cli("golden", "check", "--golden", str(tmp_path))
     assert out.returncode == 1, out.stderr
-    assert "DIFFERS in m " in out.stdout and "0/1 clips bitwise equal" in out.stdout
+    assert "DIFFERS in m " in out.stdout and "1/2 clips bitwise equal (1 clips x 2 methods)" in out.stdout
+    assert out.stdout.count("DIFFERS") == 1
     assert "versions.torch: '2.10.0' -> '2.11.0'" in out.stdout
 
 

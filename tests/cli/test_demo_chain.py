@@ -1,8 +1,8 @@
 """The demo's whole chain, through the CLI, on a smaller catalog (issue 6).
 
 ``scripts/demo.py`` runs every step as the command a user would type (keys, trust
-file, throwaway PKI, manifests signed by two people, ``run`` Extract -> Calibrate ->
-Attribute with certificates, ``verify ledger``, ``verify proof``, ``verify
+file, throwaway PKI, manifests signed by two people, ``run`` Extract -> Calibrate (once per
+method) -> Attribute with certificates, ``verify ledger``, ``verify proof``, ``verify
 certificate``, ``report show``). Here it runs with 6 catalog songs of 3-4 s, then the
 outputs are checked independently, and one flipped byte in a certificate must be caught.
 """
@@ -39,10 +39,14 @@ def test_demo_runs_every_step_without_noise(demo: tuple[Path, subprocess.Complet
     work, done = demo
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for command in ("keys generate", "pki throwaway", "manifest sign extract.yaml", "manifest verify attribute.yaml",
-                    "run extract.yaml", "run calibrate.yaml", "run attribute.yaml", "verify proof",
+                    "run extract.yaml", "run calibrate-gradproj.yaml", "run calibrate-gradstats.yaml",
+                    "run attribute.yaml", "verify proof",
                     "verify ledger ledger", f"verify certificate out/certificates/{QUERY}.pdf", "report show"):
         assert f"$ lumina-audit {command}" in done.stdout, command
     assert "no attribution above the noise floor" in done.stdout or "attributed" in done.stdout
+    assert "Noise floors (attribution-v1, k = 3)" in done.stdout and "What the gradproj reports show:" in done.stdout
+    for method in ("lumina-gradproj-v1", "lumina-gradstats-v1"):
+        assert sum(line.lstrip().startswith(method) for line in done.stdout.splitlines()) >= 2, method
     for noise in ("Traceback", "XFORMERS", "Warning", "warn("):
         assert noise not in done.stdout + done.stderr, noise
     assert (work / ".lumina-demo").is_file() and f"Everything is in {work}" in done.stdout
@@ -53,13 +57,13 @@ def test_outputs_are_all_recorded(demo: tuple[Path, subprocess.CompletedProcess[
     out = cli(work, "verify", "ledger", "ledger", "--trust", "trust", "--json")
     report = json.loads(out.stdout)
     assert out.returncode == 0 and report["status"] == "valid" and report["bottom_line"] is True
-    assert report["records"] == 5  # three runs, then one certificate per query
+    assert report["records"] == 6  # four runs, then one certificate per query
     pdfs = sorted(p.name for p in (work / "out" / "certificates").iterdir())
     assert pdfs == ["flac-copy-of-song03.pdf", f"{QUERY}.pdf"]
     shown = json.loads(cli(work, "ledger", "show", "ledger", "--json").stdout)
     records = shown["records"] if isinstance(shown, dict) else shown
     kinds = [r["kind"] for r in records]
-    assert kinds == ["run", "run", "run", "certificate", "certificate"], kinds
+    assert kinds == ["run", "run", "run", "run", "certificate", "certificate"], kinds
 
 
 def test_flac_copy_report(demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
@@ -67,6 +71,7 @@ def test_flac_copy_report(demo: tuple[Path, subprocess.CompletedProcess[str]]) -
     out = cli(work, "report", "show", "out/reports/flac-copy-of-song03.json", "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
+    assert doc["signature_method"] == "lumina-gradproj-v1"
     for ch in ("P", "M"):
         top = doc["channels"][ch]["entries"][0]
         assert top["song_id"] == "song03" and abs(top["similarity"] - 1.0) < 1e-6
@@ -113,4 +118,4 @@ def test_user_mistakes_end_in_one_line(demo: tuple[Path, subprocess.CompletedPro
     _one_line(cli(work, "run", "nomodel.yaml", *operator), "/nonexistent/musicgen")
     assert not (work / "out" / "other.h5").exists() and not (work / "out" / "third.h5").exists()
     shown = json.loads(cli(work, "ledger", "show", "ledger", "--json").stdout)
-    assert len(shown["records"]) == 5  # nothing was recorded for the refused runs
+    assert len(shown["records"]) == 6  # nothing was recorded for the refused runs

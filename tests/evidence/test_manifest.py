@@ -208,8 +208,8 @@ def at_line(text: str, needle: str | None, pattern: str) -> str:
 
 
 @pytest.mark.parametrize(("old", "new", "needle", "pattern"), [
-    ("apiVersion: lumina-audit/v1", "apiVersion: lumina-audit/v2", "apiVersion",
-     r":{n}: apiVersion: .*'lumina-audit/v2'"),
+    ("apiVersion: lumina-audit/v1", "apiVersion: lumina-audit/v3", "apiVersion",
+     r":{n}: apiVersion: must be one of 'lumina-audit/v1', 'lumina-audit/v2' \(got 'lumina-audit/v3'\)"),
     ("kind: Extract", "kind: Extrakt", "kind:", r":{n}: unknown kind 'Extrakt' \(expected one of Extract"),
     ("kind: Extract\n", "", None, r"manifest\.yaml: missing key 'kind'"),
     ("seed: 422024\n", "", None, r"manifest\.yaml: missing key 'seed' in the manifest"),
@@ -629,13 +629,15 @@ def test_musicgen_large_templates_validate_once_filled_in(tmp_path: Path, kind: 
 
 
 def test_musicgen_large_templates_share_one_signature_space(tmp_path: Path) -> None:
-    """The three templates pin the same model, signature settings and pins (one signature space)."""
-    docs = []
-    for kind in ("extract", "calibrate", "attribute"):
-        m = load_manifest(write(tmp_path, _fill((ROOT / "manifests/musicgen-large" / f"{kind}.yaml").read_text()),
-                                f"{kind}.yaml")).manifest
-        docs.append((m.model, m.signature, m.pins))
+    """The three templates pin the same model, signature settings and pins; the store holds the compared method."""
+    loaded = [load_manifest(write(tmp_path, _fill((ROOT / "manifests/musicgen-large" / f"{kind}.yaml").read_text()),
+                                  f"{kind}.yaml")) for kind in ("extract", "calibrate", "attribute")]
+    assert all(m.api_version == "lumina-audit/v2" for m in loaded)
+    docs = [(m.manifest.model, m.config(), m.manifest.pins) for m in loaded]
     assert docs[0] == docs[1] == docs[2]
+    extract, calibrate, attribute = loaded
+    assert [m.name for m in extract.methods()] == ["lumina-gradproj-v1", "lumina-gradstats-v1"]
+    assert calibrate.spaces() == attribute.spaces() == extract.spaces()[:1]  # gradproj, the primary method
 
 
 # ---------------------------------------------------------------- certificates in an Attribute manifest

@@ -15,9 +15,11 @@ def test_robustness_table_is_measured(session: Any, capsys: Any) -> None:
     rows = measure(session, n_catalog=8, n_controls=10, seconds=4.0)
     with capsys.disabled():
         print("\n" + table(rows))
-    cases = [r[0] for r in rows]
-    assert len(rows) == 7 and cases[0].startswith("threshold") and cases[-1].startswith("unrelated")
-    for _, p, m in rows[1:-1]:
-        for cell in (p, m):
-            rank = float(cell.split(" of ")[0])
-            assert 1 <= rank <= 8
+    assert [r[1] for r in rows] == ["lumina-gradproj-v1"] * 7 + ["lumina-gradstats-v1"] * 7
+    for block in (rows[:7], rows[7:]):
+        cases = [r[0] for r in block]
+        assert cases[0].startswith("threshold") and cases[-1].startswith("unrelated")
+        for _, _, p, m in block[1:-1]:
+            for cell in (p, m):
+                rank = float(cell.split(" of ")[0])
+                assert 1 <= rank <= 8

@@ -22,22 +22,34 @@ from ..conftest import GOLDEN, ROOT
 CLI = [sys.executable, "-m", "lumina_audit"]
 
 
+def _all(session: Any) -> Any:
+    return lambda path, song_id: session.all_signatures([path], [song_id])[0][1]
+
+
+def _digests(session: Any) -> dict[str, str]:
+    return {name: space.digest for name, space in session.spaces.items()}
+
+
 def test_golden_vectors_bitwise_in_process(session: Any) -> None:
     gf = golden.read(GOLDEN)
-    assert len(gf.expected) >= 5 and gf.space_sha256 == session.space.digest
-    report = golden.check(gf, session.signature, session.space.digest, session.environment())
+    assert len(gf.expected) >= 5 and gf.spaces == _digests(session)
+    assert list(gf.spaces) == ["lumina-gradproj-v1", "lumina-gradstats-v1"]
+    report = golden.check(gf, _all(session), _digests(session), session.environment())
     assert report.bottom_line, report
+    assert len(report.clips) == 2 * len(gf.expected)
 
 
-def test_same_pcm_in_flac_gives_the_same_signature() -> None:
-    by_id = {s.song_id: s for _, s in golden.read(GOLDEN).expected}
+@pytest.mark.parametrize("method", ["lumina-gradproj-v1", "lumina-gradstats-v1"])
+def test_same_pcm_in_flac_gives_the_same_signature(method: str) -> None:
+    by_id = {s.song_id: s for _, s in golden.read(GOLDEN).expected_for(method)}
     wav, flac = by_id["a_stereo44k_pcm16"], by_id["a_copy"]
     assert wav.pcm_sha256 == flac.pcm_sha256 and wav.file_sha256 != flac.file_sha256
     assert wav.p.tobytes() == flac.p.tobytes() and wav.raw_m.tobytes() == flac.raw_m.tobytes()
 
 
-def test_golden_clips_give_clearly_different_signatures() -> None:
-    sigs = {s.pcm_sha256: s for _, s in golden.read(GOLDEN).expected}  # distinct music only
+@pytest.mark.parametrize("method", ["lumina-gradproj-v1", "lumina-gradstats-v1"])
+def test_golden_clips_give_clearly_different_signatures(method: str) -> None:
+    sigs = {s.pcm_sha256: s for _, s in golden.read(GOLDEN).expected_for(method)}  # distinct music only
     assert len(sigs) == 4
     for channel in ("p", "m"):
         vecs = np.array([getattr(s, channel) for s in sigs.values()], dtype=np.float64)
@@ -60,22 +72,25 @@ def test_a_one_bit_change_is_reported(session: Any, tmp_path: Path) -> None:
     shutil.copytree(GOLDEN / "clips", tmp_path / "clips")
     doc = json.loads((GOLDEN / "golden.json").read_text())
     doc["model"]["directory"] = str(GOLDEN / "models" / "tiny-musicgen")
-    v = np.float64(doc["clips"][2]["p_raw"][7])
-    doc["clips"][2]["p_raw"][7] = float(np.frombuffer((v.view(np.uint64) ^ np.uint64(1)).tobytes(), np.float64)[0])
+    vectors = doc["clips"][2]["vectors"]["lumina-gradstats-v1"]
+    v = np.float64(vectors["p_raw"][7])
+    vectors["p_raw"][7] = float(np.frombuffer((v.view(np.uint64) ^ np.uint64(1)).tobytes(), np.float64)[0])
     (tmp_path / "golden.json").write_text(json.dumps(doc))
-    report = golden.check(golden.read(tmp_path), session.signature, session.space.digest, session.environment())
+    report = golden.check(golden.read(tmp_path), _all(session), _digests(session), session.environment())
     assert not report.bottom_line
     bad = [c for c in report.clips if not c.equal]
-    assert [(c.song_id, c.differing) for c in bad] == [(doc["clips"][2]["song_id"], ("raw_p",))]
+    assert [(c.song_id, c.method, c.differing) for c in bad] == [
+        (doc["clips"][2]["song_id"], "lumina-gradstats-v1", ("raw_p",))]
     assert 0 < bad[0].max_abs_diff < 1e-15
 
 
 def test_golden_file_refuses_unknown_version(tmp_path: Path) -> None:
     doc = json.loads((GOLDEN / "golden.json").read_text())
-    doc["version"] = 2
-    (tmp_path / "golden.json").write_text(json.dumps(doc))
-    with pytest.raises(Exception, match="not a lumina-golden version 1 file"):
-        golden.read(tmp_path)
+    for version in (1, 3):
+        doc["version"] = version
+        (tmp_path / "golden.json").write_text(json.dumps(doc))
+        with pytest.raises(Exception, match="not a lumina-golden version 2 file"):
+            golden.read(tmp_path)
 
 
 # A pairwise covering array of the hostile caller environments of the issue:
@@ -119,5 +134,5 @@ def test_golden_check_under_hostile_caller_environments() -> None:
     for row, out in results:
         assert out.returncode == 0, (row, out.stdout[-2000:], out.stderr[-2000:])
         doc = json.loads(out.stdout)
-        assert doc["bottom_line"] is True and len(doc["clips"]) == 5, row
+        assert doc["bottom_line"] is True and len(doc["clips"]) == 10, row  # 5 clips x 2 methods
         assert all(c["equal"] for c in doc["clips"])

@@ -17,6 +17,7 @@ from lumina_audit.errors import SignatureError
 from lumina_audit.signature.audio import load_audio
 from lumina_audit.signature.extract import extract
 from lumina_audit.signature.gradients import chunk_loss
+from lumina_audit.signature.methods import GRADSTATS
 from lumina_audit.signature.methods.base import normalise
 from lumina_audit.signature.methods.gradstats import STATS, raw_vector, tensor_stats
 from lumina_audit.signature.pins import sdpa_context
@@ -128,7 +129,7 @@ def _independent_signature(session: Any, path: Path) -> tuple[np.ndarray, np.nda
 def test_extraction_matches_independent_implementation(session: Any, tmp_path: Path) -> None:
     path = tmp_path / "unseen.wav"
     write_wav(path, render(SongSpec(seed=90210, seconds=12.5, sample_rate=44100, channels=2)), 44100, 16)
-    sig = extract(path, session.model, session.config, session.pins)
+    sig = extract(path, session.model, session.config, session.pins, method=GRADSTATS)
     raw_p, raw_m = _independent_signature(session, path)
     assert sig.chunks == 2
     np.testing.assert_allclose(sig.raw_p, raw_p, rtol=1e-6, atol=1e-12)

@@ -14,6 +14,7 @@ import torch
 from lumina_audit.errors import ConfigError, EnvironmentMismatch
 from lumina_audit.signature import golden
 from lumina_audit.signature.extract import extract
+from lumina_audit.signature.methods import GRADSTATS
 from lumina_audit.signature.pins import MARKER, Pins, check_environment, check_runtime, pinned_environ
 
 from ..conftest import GOLDEN
@@ -76,11 +77,11 @@ def test_negative_control_thread_count_changes_bits(session: Any) -> None:
     (Measured: the encoder output moves by ~3e-7, which flips a few of the 2000
     RVQ codes, and the signature moves with them; docs/pins.md has the figures.)
     """
-    path, exp = golden.read(GOLDEN).expected[3]
+    path, exp = golden.read(GOLDEN).expected_for("lumina-gradstats-v1")[3]
     assert exp.chunks == 2
     torch.set_num_threads(2)
     try:
-        got = extract(path, session.model, session.config, session.pins, exp.song_id)
+        got = extract(path, session.model, session.config, session.pins, exp.song_id, method=GRADSTATS)
     finally:
         torch.set_num_threads(1)
     assert got.pcm_sha256 == exp.pcm_sha256  # audio differs not ...

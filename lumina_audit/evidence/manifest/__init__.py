@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from .loading import LoadedManifest, ResolvedInput, load_manifest, resolve_inputs
 from .models import (
+    API_V1,
+    API_V2,
+    API_VERSIONS,
     DEFAULT_INPUT_EXTENSIONS,
     KINDS,
     SEED,
@@ -34,8 +37,28 @@ from .reader import ManifestError
 from .signing import NAMESPACE, PAYLOAD_TYPE, VerifiedManifest, sig_path, sign_manifest, verify_manifest
 
 __all__ = [
-    "DEFAULT_INPUT_EXTENSIONS", "KINDS", "NAMESPACE", "PAYLOAD_TYPE", "SEED", "AttributeManifest",
-    "CalibrateManifest", "CertificateSettings", "CertificateSigner", "ExtractManifest", "FileRef", "LoadedManifest",
-    "Manifest", "ManifestError", "ResolvedInput", "VerifiedManifest", "load_manifest", "resolve_inputs",
-    "sig_path", "sign_manifest", "verify_manifest",
+    "API_V1",
+    "API_V2",
+    "API_VERSIONS",
+    "DEFAULT_INPUT_EXTENSIONS",
+    "KINDS",
+    "NAMESPACE",
+    "PAYLOAD_TYPE",
+    "SEED",
+    "AttributeManifest",
+    "CalibrateManifest",
+    "CertificateSettings",
+    "CertificateSigner",
+    "ExtractManifest",
+    "FileRef",
+    "LoadedManifest",
+    "Manifest",
+    "ManifestError",
+    "ResolvedInput",
+    "VerifiedManifest",
+    "load_manifest",
+    "resolve_inputs",
+    "sig_path",
+    "sign_manifest",
+    "verify_manifest",
 ]

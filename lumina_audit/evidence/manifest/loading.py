@@ -20,9 +20,10 @@ from pydantic import (
     ValidationError,
 )
 
+from ...signature.methods import SignatureMethod, get_method
 from ...signature.pins import Pins
-from ...signature.space import SignatureConfig
-from .models import _ADAPTER, KINDS, AttributeManifest, InputSpec, Manifest
+from ...signature.space import SignatureConfig, SignatureSpace
+from .models import ADAPTERS, API_V1, API_VERSIONS, KINDS, AttributeManifest, InputSpec, Manifest
 from .reader import Loc, ManifestError, _read_yaml
 
 __all__ = ["LoadedManifest", "ResolvedInput", "load_manifest", "resolve_inputs"]
@@ -126,6 +127,19 @@ class LoadedManifest:
     def config(self) -> SignatureConfig:
         return self.manifest.signature.to_config()
 
+    @property
+    def api_version(self) -> str:
+        return self.manifest.apiVersion
+
+    def spaces(self) -> tuple[SignatureSpace, ...]:
+        """The signature space of each method, from the manifest's model digests (before any model loads)."""
+        config = self.config()
+        return tuple(config.space(self.manifest.model.digests(), m) for m in self.methods())
+
+    def methods(self) -> tuple[SignatureMethod, ...]:
+        """The signature methods the run computes, the primary one first (``lumina-audit/v1``: gradstats)."""
+        return tuple(get_method(name) for name in self.manifest.signature.method_names())
+
     def pins(self) -> Pins:
         return self.manifest.pins.to_pins()
 
@@ -134,8 +148,13 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:
     """Read, validate and canonicalise a manifest; every refusal is one ManifestError naming file and line."""
     source = Path(path)
     doc, lines = _read_yaml(source)
+    api = doc.get("apiVersion", API_V1)  # a missing apiVersion is reported by the validation below
+    if not isinstance(api, str) or api not in ADAPTERS:
+        known = ", ".join(repr(v) for v in API_VERSIONS)
+        shown = repr(api) if isinstance(api, str | int | float | bool) and len(repr(api)) < 80 else type(api).__name__
+        raise _error(source, lines, ("apiVersion",), f"apiVersion: must be one of {known} (got {shown})")
     try:
-        manifest = _ADAPTER.validate_python(doc)
+        manifest = ADAPTERS[api].validate_python(doc)
     except ValidationError as exc:
         errors = exc.errors()
         loc, message = _validation_message(errors[0], doc)

@@ -31,17 +31,27 @@ from ...signature.space import METHOD, TENSORS, SignatureConfig
 from .reader import Loc, ManifestError
 
 __all__ = [
+    "ADAPTERS",
+    "API_V1",
+    "API_V2",
+    "API_VERSIONS",
     "DEFAULT_INPUT_EXTENSIONS",
     "KINDS",
     "SEED",
     "AttributeManifest",
+    "AttributeManifestV2",
     "CalibrateManifest",
+    "CalibrateManifestV2",
     "CertificateSettings",
     "CertificateSigner",
     "ExtractManifest",
+    "ExtractManifestV2",
+    "ExtractSignatureSettings",
     "FileRef",
     "InputSpec",
     "Manifest",
+    "SignatureSettings",
+    "UseSignatureSettings",
 ]
 
 #: The seed of lumina-gradstats-v1; a manifest must state it.
@@ -144,10 +154,9 @@ def _config_error(exc: ConfigError, what: str, section: str, fields: Mapping[str
     return ManifestError(f"invalid {what}: {exc.message}", key_path=key_path)
 
 
-class SignatureSettings(_Model):
-    """Every setting of spec signature-v1 sections 1-7, with the spec's defaults."""
+class _SignatureCommon(_Model):
+    """Every setting of spec signature-v1 sections 1-7 but the method, with the spec's defaults."""
 
-    method: Literal["lumina-gradstats-v1"] = "lumina-gradstats-v1"
     layers: Layers = Field(default_factory=Layers)
     tensors: FrozenList[str] = TENSORS
     stats: FrozenList[str] = STATS
@@ -169,6 +178,46 @@ class SignatureSettings(_Model):
         except ConfigError as exc:
             fields = {**{k: (k,) for k in type(self).model_fields}, **_SIG_FIELDS}
             raise _config_error(exc, "signature settings", "signature", fields) from None
+
+
+class SignatureSettings(_SignatureCommon):
+    """``lumina-audit/v1``: the one method of that version, ``lumina-gradstats-v1``."""
+
+    method: Literal["lumina-gradstats-v1"] = "lumina-gradstats-v1"
+
+    def method_names(self) -> tuple[str, ...]:
+        return (self.method,)
+
+
+MethodName = Literal["lumina-gradproj-v1", "lumina-gradstats-v1"]
+
+
+def _distinct(value: tuple[str, ...]) -> tuple[str, ...]:
+    if len(set(value)) != len(value):
+        raise ValueError(f"each method at most once, got {list(value)}")
+    return value
+
+
+class ExtractSignatureSettings(_SignatureCommon):
+    """``lumina-audit/v2`` Extract: the methods whose signatures the store holds, the primary one first.
+
+    One forward and one backward pass per chunk serves all of them.
+    """
+
+    methods: Annotated[FrozenList[MethodName], Field(min_length=1), AfterValidator(_distinct)] = (
+        "lumina-gradproj-v1", "lumina-gradstats-v1")
+
+    def method_names(self) -> tuple[str, ...]:
+        return tuple(self.methods)
+
+
+class UseSignatureSettings(_SignatureCommon):
+    """``lumina-audit/v2`` Calibrate and Attribute: the one method the run compares (default gradproj)."""
+
+    method: MethodName = "lumina-gradproj-v1"
+
+    def method_names(self) -> tuple[str, ...]:
+        return (self.method,)
 
 
 #: The defaults of a manifest's pins are those of :class:`Pins`, read from one place.
@@ -337,9 +386,37 @@ class AttributeManifest(_ManifestBase):
     certificates: CertificateSettings | None = None
     outputs: AttributeOutputs  #: ``outputs.certificates`` is given exactly when ``certificates`` is (load_manifest)
 
-#: Every kind of manifest.
+
+class ExtractManifestV2(ExtractManifest):
+    """``lumina-audit/v2``: audio files -> a version 2 store holding every method named."""
+
+    apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
+    signature: ExtractSignatureSettings = Field(default_factory=ExtractSignatureSettings)  # type: ignore[assignment]
+
+
+class CalibrateManifestV2(CalibrateManifest):
+    """``lumina-audit/v2``: a calibration of one method's signature space."""
+
+    apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
+    signature: UseSignatureSettings = Field(default_factory=UseSignatureSettings)  # type: ignore[assignment]
+
+
+class AttributeManifestV2(AttributeManifest):
+    """``lumina-audit/v2``: attribution in one method's signature space (reports name the method)."""
+
+    apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
+    signature: UseSignatureSettings = Field(default_factory=UseSignatureSettings)  # type: ignore[assignment]
+
+
+#: Every kind of manifest (the version 2 kinds are subclasses of the version 1 ones).
 Manifest: TypeAlias = ExtractManifest | CalibrateManifest | AttributeManifest
-
 KINDS: tuple[str, ...] = ("Extract", "Calibrate", "Attribute")
-
-_ADAPTER: TypeAdapter[Manifest] = TypeAdapter(Annotated[Manifest, Field(discriminator="kind")])
+API_V1, API_V2 = "lumina-audit/v1", "lumina-audit/v2"
+#: The manifest versions this reader knows: version 1 keeps its meaning (one method, version 1 outputs).
+API_VERSIONS: tuple[str, ...] = (API_V1, API_V2)
+ADAPTERS: dict[str, TypeAdapter[Manifest]] = {
+    API_V1: TypeAdapter(Annotated[ExtractManifest | CalibrateManifest | AttributeManifest,
+                                  Field(discriminator="kind")]),
+    API_V2: TypeAdapter(Annotated[ExtractManifestV2 | CalibrateManifestV2 | AttributeManifestV2,
+                                  Field(discriminator="kind")]),
+}

@@ -10,14 +10,19 @@ from types import MappingProxyType
 
 from ...errors import ConfigError
 from .base import ChannelSummary, SignatureMethod, normalise
+from .gradproj import GradProj
 from .gradstats import GradStats
 
-__all__ = ["GRADSTATS", "METHODS", "ChannelSummary", "SignatureMethod", "get_method", "normalise"]
+__all__ = ["DEFAULT_METHODS", "GRADPROJ", "GRADSTATS", "METHODS", "ChannelSummary", "SignatureMethod", "get_method",
+           "normalise"]
 
+GRADPROJ = GradProj()
 GRADSTATS = GradStats()
 
 #: Every method this package implements, by name.
-METHODS: Mapping[str, SignatureMethod] = MappingProxyType({m.name: m for m in (GRADSTATS,)})
+METHODS: Mapping[str, SignatureMethod] = MappingProxyType({m.name: m for m in (GRADPROJ, GRADSTATS)})
+#: What an extraction computes unless told otherwise: gradproj first (the primary method), then gradstats.
+DEFAULT_METHODS: tuple[SignatureMethod, ...] = (GRADPROJ, GRADSTATS)
 
 
 def get_method(name: str) -> SignatureMethod:

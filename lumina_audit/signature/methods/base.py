@@ -28,7 +28,13 @@ if TYPE_CHECKING:
 
     from ..space import SignatureConfig
 
-__all__ = ["ChannelSummary", "SignatureMethod", "normalise"]
+__all__ = ["GRADIENT_DESCRIPTION", "ChannelSummary", "SignatureMethod", "normalise"]
+
+#: What every method starts from (signature-v1 sections 1-5), in plain words.
+GRADIENT_DESCRIPTION = (
+    "The gradient of the MusicGen language model's teacher-forcing cross-entropy on the song's EnCodec codes "
+    "(10 s chunks, no text condition), with respect to six weight tensors in each of six transformer layers per "
+    "channel (P, composition: layers 42-47; M, production: layers 12-17), averaged over the chunks. ")
 
 
 class ChannelSummary(abc.ABC):
@@ -58,6 +64,8 @@ class SignatureMethod(abc.ABC):
     dim: ClassVar[int]
     #: The normative text of the method (in the project's shared spec folder).
     spec: ClassVar[str]
+    #: What the method keeps of the gradient, in plain words (certificates print it).
+    description: ClassVar[str]
 
     @abc.abstractmethod
     def space_members(self, config: SignatureConfig) -> dict[str, Any]:

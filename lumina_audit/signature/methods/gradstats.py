@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .base import ChannelSummary, SignatureMethod
+from .base import GRADIENT_DESCRIPTION, ChannelSummary, SignatureMethod
 
 if TYPE_CHECKING:
     import torch
@@ -78,6 +78,11 @@ class GradStats(SignatureMethod):
     name = METHOD
     dim = DIM
     spec = "signature-v1.md"
+    description = (
+        f"{GRADIENT_DESCRIPTION}Six statistics of each tensor's gradient (mean, standard deviation, L2 norm, "
+        "maximum, minimum, skew) make 216 values per channel: the signature keeps each tensor's scale and the shape "
+        "of its distribution, not where the gradient points. The similarity of two songs is the cosine of their "
+        "signatures.")
 
     def space_members(self, config: SignatureConfig) -> dict[str, Any]:
         return {"stats": list(config.stats)}

@@ -1,0 +1,121 @@
+"""Manifests ``lumina-audit/v2``: the signature methods of an Extract, the one method of a Calibrate or Attribute.
+
+``lumina-audit/v1`` keeps its meaning and its canonical JSON: a manifest signed before version 2
+existed keeps its digest (the literals were computed by the code of commit f02eb06).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lumina_audit.evidence.manifest import (
+    AttributeManifest,
+    CalibrateManifest,
+    ExtractManifest,
+    load_manifest,
+)
+from lumina_audit.signature.methods import GRADPROJ, GRADSTATS
+
+from .test_manifest import line_of, refused, write
+
+HEX_A, HEX_B = "a" * 64, "b" * 64
+HEAD = f"""metadata: {{name: case}}
+seed: 422024
+model:
+  directory: model
+  sha256: {{state_dict.bin: {HEX_A}, compression_state_dict.bin: {HEX_B}}}
+ledger: ledger
+"""
+EXTRACT = ("apiVersion: lumina-audit/v2\nkind: Extract\n" + HEAD +
+           "inputs: [{path: audio}]\noutputs: {store: out/c.h5}\n")
+CALIBRATE = ("apiVersion: lumina-audit/v2\nkind: Calibrate\n" + HEAD +
+             "catalog: {path: out/c.h5}\ncontrols: [{path: audio}]\noutputs: {calibration: out/cal.json}\n")
+ATTRIBUTE = ("apiVersion: lumina-audit/v2\nkind: Attribute\n" + HEAD + "catalog: {path: out/c.h5}\n"
+             "calibration: {path: out/cal.json}\nqueries: [{path: audio}]\noutputs: {reports: out/r}\n")
+
+# The demo's version 1 Calibrate and Attribute manifests (commit f02eb06), filled in.
+V1_CALIBRATE = f"""apiVersion: lumina-audit/v1
+kind: Calibrate
+metadata:
+  name: demo-calibration
+  description: Noise floor of the demo catalog from control tracks that are not in it
+seed: 422024
+model:
+  directory: "/m"
+  sha256:
+    state_dict.bin: {HEX_A}
+    compression_state_dict.bin: {HEX_B}
+catalog:
+  path: out/catalog.h5
+controls:
+  - path: audio/controls
+calibration:
+  k: 3.0
+  min_controls: 10
+outputs:
+  calibration: out/calibration.json
+ledger: ledger
+"""
+V1_CALIBRATE_DIGEST = "0eb277ea33b035d2ae533690598c5697c323a6fffc773cf9633b18670cd60626"
+
+
+def test_version_1_manifests_keep_their_digest_and_meaning(tmp_path: Path) -> None:
+    (tmp_path / "audio" / "controls").mkdir(parents=True)
+    loaded = load_manifest(write(tmp_path, V1_CALIBRATE))
+    assert loaded.digest == V1_CALIBRATE_DIGEST
+    assert loaded.api_version == "lumina-audit/v1" and loaded.methods() == (GRADSTATS,)
+    assert json.loads(loaded.canonical_json)["signature"]["method"] == "lumina-gradstats-v1"
+
+
+def test_v2_extract_defaults_to_both_methods_gradproj_first(tmp_path: Path) -> None:
+    loaded = load_manifest(write(tmp_path, EXTRACT))
+    assert isinstance(loaded.manifest, ExtractManifest) and loaded.methods() == (GRADPROJ, GRADSTATS)
+    doc = json.loads(loaded.canonical_json)
+    assert doc["signature"]["methods"] == ["lumina-gradproj-v1", "lumina-gradstats-v1"]
+    assert "method" not in doc["signature"]
+    spaces = loaded.spaces()
+    assert [s.as_dict()["method"] for s in spaces] == ["lumina-gradproj-v1", "lumina-gradstats-v1"]
+    one = load_manifest(write(tmp_path, EXTRACT + "signature: {methods: [lumina-gradstats-v1]}\n", "one.yaml"))
+    assert one.methods() == (GRADSTATS,) and one.digest != loaded.digest
+    swapped = load_manifest(write(tmp_path, EXTRACT.replace("ledger: ledger", "ledger: ledger\nsignature:\n  "
+                                                            "methods: [lumina-gradstats-v1, lumina-gradproj-v1]"),
+                                  "swapped.yaml"))
+    assert swapped.methods() == (GRADSTATS, GRADPROJ) and swapped.digest != loaded.digest
+
+
+@pytest.mark.parametrize(("text", "pattern"), [
+    (CALIBRATE, None),
+    (ATTRIBUTE, None),
+    (CALIBRATE + "signature: {method: lumina-gradstats-v1}\n", "lumina-gradstats-v1"),
+    (ATTRIBUTE + "signature: {method: lumina-gradstats-v1}\n", "lumina-gradstats-v1"),
+])
+def test_v2_calibrate_and_attribute_name_one_method(tmp_path: Path, text: str, pattern: str | None) -> None:
+    loaded = load_manifest(write(tmp_path, text))
+    assert isinstance(loaded.manifest, CalibrateManifest | AttributeManifest)
+    assert [m.name for m in loaded.methods()] == [pattern or "lumina-gradproj-v1"]
+
+
+@pytest.mark.parametrize(("text", "needle", "pattern"), [
+    (EXTRACT + "signature: {methods: []}\n", "methods", r":{n}: signature\.methods: .*at least 1"),
+    (EXTRACT + "signature: {methods: [lumina-gradproj-v1, lumina-gradproj-v1]}\n", "methods",
+     r":{n}: signature\.methods: each method at most once"),
+    (EXTRACT + "signature: {methods: [lumina-gradproj-v2]}\n", "methods",
+     r":{n}: signature\.methods\[0\]: Input should be 'lumina-gradproj-v1' or 'lumina-gradstats-v1'"),
+    (EXTRACT + "signature: {method: lumina-gradproj-v1}\n", "method", r":{n}: unknown key 'method' in signature"),
+    (CALIBRATE + "signature: {methods: [lumina-gradproj-v1]}\n", "methods",
+     r":{n}: unknown key 'methods' in signature"),
+    (ATTRIBUTE + "signature: {method: lumina-gradstat-v1}\n", "method", r":{n}: signature\.method: Input should be"),
+    (EXTRACT.replace("lumina-audit/v2", "lumina-audit/v9"), "apiVersion",
+     r":{n}: apiVersion: must be one of 'lumina-audit/v1', 'lumina-audit/v2' \(got 'lumina-audit/v9'\)"),
+    (EXTRACT.replace("lumina-audit/v2", "2"), "apiVersion", r":{n}: apiVersion: must be one of .*\(got 2\)"),
+    (EXTRACT.replace("apiVersion: lumina-audit/v2\n", ""), None, r"missing key 'apiVersion' in the manifest"),
+    (EXTRACT.replace("apiVersion: lumina-audit/v2", "apiVersion: lumina-audit/v1") +
+     "signature: {methods: [lumina-gradproj-v1]}\n", "methods", r":{n}: unknown key 'methods' in signature"),
+])
+def test_v2_signature_settings_refused_with_line(tmp_path: Path, text: str, needle: str | None, pattern: str) -> None:
+    if needle is not None:
+        pattern = pattern.replace("{n}", str(line_of(text, needle)))
+    refused(tmp_path, text, pattern)
