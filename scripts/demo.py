@@ -9,8 +9,9 @@ methods, one pass), Calibrate once per method, Attribute with gradproj (the prim
 method); a signed PDF certificate per query (throwaway PKI), asked for by the Attribute
 manifest; ``verify ledger`` (also against a checkpoint kept outside the ledger), an
 inclusion proof and the certificate verified offline; the verdict tables; both methods'
-noise floors side by side, and what the reports show (or the measurement that prevents
-it). Each step is the command a user would type, printed before it runs.
+noise floors and error rates side by side (positives: copies of catalog songs made by
+``lumina-audit derive``), and what the reports show (or the measurement that prevents it).
+Each step is the command a user would type, printed before it runs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ MANIFESTS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("attribute", "attribute", {}),
 )
 FLAC_QUERY, FLAC_SOURCE = "flac-copy-of-song03", "song03"
+#: The checkpoint the demo runs on (folder under golden/models/).
+DEFAULT_MODEL = "tiny-musicgen"
 
 
 def step(*args: str, into: str | None = None) -> str:
@@ -83,19 +86,40 @@ def make_audio(catalog: int = 30, controls: int = 10, seconds: tuple[float, floa
     return name
 
 
+def derive_positives(catalog: int) -> None:
+    """Derived copies of a few catalog songs (the calibration's positives): how often a real source is missed."""
+    import soundfile
+
+    from lumina_audit.attribution.derive import TRANSFORMS
+
+    picks = [i for i in ((1, 2, 4) if catalog >= 10 else (1,)) if i < catalog]
+    for i in picks:
+        song = f"audio/catalog/song{i:02d}.wav"
+        long_enough = soundfile.info(WORK / song).duration > 20.0
+        names = [t for t, (n, _, _) in TRANSFORMS.items() if n == 1 and (long_enough or t != "excerpt-20s")]
+        step("derive", song, *[a for t in names for a in ("--transform", t)], "--out-dir", "audio/derived")
+    a, b = (9, 12) if catalog > 12 else (0, 2)
+    step("derive", f"audio/catalog/song{a:02d}.wav", f"audio/catalog/song{b:02d}.wav", "--transform", "splice",
+         "--out", f"audio/derived/song{a:02d}+song{b:02d}.splice.wav")
+
+
 def findings(query: str) -> None:
     """Both methods' noise floors side by side, then what the gradproj reports show, or what prevents it."""
     from lumina_audit.attribution.reports import read_calibration, read_report
 
     print("\nNoise floors (attribution-v1, k = 3): a copy (similarity 1) clears tau only if (1 - mu) / sigma > k")
-    print(f"  {'method':<22}{'ch':<4}{'mu':>9}{'sigma':>9}{'tau':>9}{'(1-mu)/sigma':>14}{'false-pos.':>12}")
+    print("and the error rates both ways: derived copies missed, unrelated pieces (controls) attributed")
+    print(f"  {'method':<22}{'ch':<4}{'mu':>9}{'sigma':>9}{'tau':>9}{'(1-mu)/sigma':>14}{'false-pos.':>12}"
+          f"{'missed':>10}{'unrelated':>11}")
     for short in ("gradproj", "gradstats"):
         cal, _ = read_calibration(WORK / "out" / f"calibration-{short}.json")
         for ch in ("P", "M"):
             c = cal["channels"][ch]
             sep = (1.0 - c["mu"]) / c["sigma"]
+            missed = c["detection"]["overall"]["missed_rate"] if c.get("detection") else None
+            shown = f"{100 * missed:>9.1f}%" if missed is not None else f"{'-':>10}"
             print(f"  {cal['signature_space']['method']:<22}{ch:<4}{c['mu']:>9.4f}{c['sigma']:>9.4f}{c['tau']:>9.4f}"
-                  f"{sep:>14.2f}{c['false_positive_rate']:>12.5f}")
+                  f"{sep:>14.2f}{c['false_positive_rate']:>12.5f}{shown}{100 * c['unrelated_attributed_rate']:>10.1f}%")
     sources = query.removeprefix("query-").split("-")
     print("\nWhat the gradproj reports show:")
     flac, _ = read_report(WORK / "out" / "reports" / f"{FLAC_QUERY}.json")
@@ -127,6 +151,9 @@ def main() -> None:
     parser.add_argument("--controls", type=int, default=10, help="control tracks (at least 10)")
     parser.add_argument("--seconds", type=float, nargs=2, default=(20.0, 40.0), metavar=("MIN", "MAX"),
                         help="song lengths in seconds")
+    models = sorted(p.name for p in (ROOT / "golden/models").iterdir() if p.is_dir())
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=models,
+                        help=f"embedded checkpoint (default {DEFAULT_MODEL}; README, 'The demo's checkpoint')")
     args = parser.parse_args()
     if args.catalog < 4 or args.controls < 10 or not 2.0 <= args.seconds[0] <= args.seconds[1] <= 120.0:
         parser.error("needs --catalog >= 4, --controls >= 10 and 2 <= MIN <= MAX <= 120 seconds")
@@ -138,9 +165,9 @@ def main() -> None:
     WORK.mkdir(parents=True)
     (WORK / MARKER).write_text("made by scripts/demo.py; the next demo run deletes this folder\n")
     query = make_audio(args.catalog, args.controls, tuple(args.seconds))
-    lines = (ROOT / "golden/models/tiny-musicgen.sha256").read_text().splitlines()
+    lines = (ROOT / f"golden/models/{args.model}.sha256").read_text().splitlines()
     digests = "".join(f"    {name}: {value}\n" for value, name in (line.split() for line in lines))
-    model = str(ROOT / "golden/models/tiny-musicgen")
+    model = str(ROOT / f"golden/models/{args.model}")
     for name, template, fill in MANIFESTS:
         text = (ROOT / f"manifests/demo/{template}.yaml").read_text()
         for key, value in {**fill, "model": model}.items():
@@ -155,6 +182,7 @@ def main() -> None:
     (WORK / "trust").write_text("\n".join(trust) + "\n")
     print(f"\n(wrote the trust file {WORK / 'trust'})")
     step("pki", "throwaway", "--out", "pki")
+    derive_positives(args.catalog)
     for name, _, _ in MANIFESTS:
         step("manifest", "sign", f"{name}.yaml", "--key", "keys/operator.key")
         step("manifest", "sign", f"{name}.yaml", "--key", "keys/reviewer.key")
@@ -172,6 +200,7 @@ def main() -> None:
     findings(query)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Everything is in {WORK}:")
     for name, what in (("audio/", "the synthetic catalog, controls and queries"),
+                       ("audio/derived/", "derived copies of catalog songs and their records (the positives)"),
                        ("keys/, trust", "the demo keys (throwaway) and the trust file"),
                        ("*.yaml, *.yaml.sig", "the four manifests and their signatures"),
                        ("out/catalog.h5", "the signature store (both methods)"),

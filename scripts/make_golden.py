@@ -1,7 +1,9 @@
 """Make the golden clips and (with --vectors) their expected signatures.
 
     python scripts/make_golden.py            # write golden/clips/*
-    python scripts/make_golden.py --vectors  # compute and write golden/golden.json
+    python scripts/make_golden.py --vectors  # compute and write golden/golden.json (the random tiny checkpoint)
+    python scripts/make_golden.py --vectors --model tiny-musicgen-trained
+                                             # golden/golden-tiny-musicgen-trained.json for another checkpoint
 
 Run once, review, commit. From then on ``lumina-audit golden check`` and the
 tests compare against golden.json bit for bit; never regenerate it to make a
@@ -19,7 +21,6 @@ import soundfile
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "golden"
-MODEL = GOLDEN / "models" / "tiny-musicgen"
 SEED = 422024
 
 #: file name -> (seed offset, seconds, rate, channels, bits or "float"); what each exercises.
@@ -48,7 +49,7 @@ def write_clips() -> None:
     soundfile.write(out / FLAC_COPY[0], data, rate, subtype="PCM_16", format="FLAC")
 
 
-def write_vectors() -> None:
+def write_vectors(model_name: str = "tiny-musicgen") -> None:
     from lumina_audit._internal.quiet import silence_libraries
     from lumina_audit.signature import golden
     from lumina_audit.signature.model import sha256_model_files
@@ -56,13 +57,15 @@ def write_vectors() -> None:
     from lumina_audit.signature.session import Session
 
     silence_libraries()
-    digests = sha256_model_files(MODEL)
-    session = Session.open(MODEL, digests, Pins())  # every method, gradproj first
+    model = GOLDEN / "models" / model_name
+    digests = sha256_model_files(model)
+    session = Session.open(model, digests, Pins())  # every method, gradproj first
     files = sorted((GOLDEN / "clips").iterdir())
     results = [(f"clips/{p.name}", by_method) for p, by_method in session.all_signatures(files)]
     spaces = {name: space.digest for name, space in session.spaces.items()}
-    golden.write(GOLDEN, "models/tiny-musicgen", digests, spaces, session.pins, session.environment(), results)
-    (GOLDEN / "models" / "tiny-musicgen.sha256").write_text(
+    name = "golden.json" if model_name == "tiny-musicgen" else f"golden-{model_name}.json"
+    golden.write(GOLDEN, f"models/{model_name}", digests, spaces, session.pins, session.environment(), results, name)
+    (GOLDEN / "models" / f"{model_name}.sha256").write_text(
         "".join(f"{v}  {k}\n" for k, v in digests.items()), encoding="utf-8")
     print(json.dumps({file: next(iter(by_method.values())).chunks for file, by_method in results}))
 
@@ -72,6 +75,7 @@ if __name__ == "__main__":
         from lumina_audit.signature.pins import Pins, reexec_if_needed
 
         reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
-        write_vectors()
+        args = sys.argv[1:]
+        write_vectors(args[args.index("--model") + 1] if "--model" in args else "tiny-musicgen")
     else:
         write_clips()

@@ -39,8 +39,10 @@ __all__ = [
 CALIBRATION_FORMAT = "lumina-calibration"
 REPORT_FORMAT = "lumina-attribution-report"
 VERSION = 1
-#: Versions read, per format. Report version 2 adds ``signature_method`` (version 1 implies ``lumina-gradstats-v1``).
-VERSIONS: dict[str, tuple[int, ...]] = {CALIBRATION_FORMAT: (1,), REPORT_FORMAT: (1, 2)}
+#: Versions read, per format. Report version 2 adds ``signature_method`` (version 1 implies ``lumina-gradstats-v1``)
+#: and, from a version 2 calibration, its error rates; calibration version 2 adds the positives and, per channel,
+#: ``unrelated_attributed_rate`` and ``detection``.
+VERSIONS: dict[str, tuple[int, ...]] = {CALIBRATION_FORMAT: (1, 2), REPORT_FORMAT: (1, 2)}
 #: The signature method of a version 1 report, which had only one.
 V1_SIGNATURE_METHOD = "lumina-gradstats-v1"
 
@@ -106,6 +108,9 @@ def read_calibration(path: Path) -> tuple[dict[str, Any], str]:
         if not isinstance(figures, dict) or not all(isinstance(figures.get(k), float | int)
                                                     for k in ("mu", "sigma", "k", "tau")):
             raise ReportError(f"{path}: channel {ch} lacks mu, sigma, k or tau")
+        if doc["version"] >= 2 and not (isinstance(figures.get("unrelated_attributed_rate"), float | int)
+                                        and "detection" in figures):
+            raise ReportError(f"{path}: channel {ch} of a version 2 calibration lacks its error rates")
     return doc, digest
 
 

@@ -14,17 +14,29 @@ from typing import Any
 from ..errors import LuminaError
 
 __all__ = [
+    "MARGINS_MM",
     "PAGE_SIZES",
+    "STAMP_MM",
     "PROOF_ATTACHMENT",
     "REPORT_ATTACHMENT",
     "CertificateError",
     "page_size_name",
     "page_size_of",
     "read_attachments",
+    "stamp_box",
 ]
 
 REPORT_ATTACHMENT = "report.json"
 PROOF_ATTACHMENT = "inclusion-proof.json"
+#: Page margins in millimetres (top, right, bottom, left). US Letter is 17.6 mm shorter than A4 but 5.9 mm wider:
+#: with these margins its content box (183.9 x 259.0 mm) holds A4's (178.0 x 259.0 mm), so what fits an A4 page
+#: fits a Letter page (the footer sits in the bottom margin).
+MARGINS_MM: dict[str, tuple[float, float, float, float]] = {"A4": (18.0, 16.0, 20.0, 16.0),
+                                                            "Letter": (8.0, 16.0, 12.4, 16.0)}
+#: The visible signature's box on page 1 (width, height in mm), at the top right of the content box: the
+#: template keeps that corner free, and the signer draws its stamp there.
+STAMP_MM = (64.0, 21.0)
+_PT_PER_MM = 72.0 / 25.4
 #: Page sizes in PostScript points (width, height), by the name ``page_size`` takes.
 PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": (595.28, 841.89), "Letter": (612.0, 792.0)}
 
@@ -33,6 +45,16 @@ class CertificateError(LuminaError):
     """A certificate cannot be made, or does not verify."""
 
     exit_code = 1
+
+
+def stamp_box(page_size: str) -> tuple[float, float, float, float]:
+    """The page-1 box of the visible signature, in PDF points: (x1, y1, x2, y2) from the bottom left corner."""
+    width, height = PAGE_SIZES[page_size_name(page_size)]
+    top, right, _bottom, _left = MARGINS_MM[page_size_name(page_size)]
+    x2 = width - right * _PT_PER_MM
+    y2 = height - top * _PT_PER_MM
+    return (round(x2 - STAMP_MM[0] * _PT_PER_MM, 2), round(y2 - STAMP_MM[1] * _PT_PER_MM, 2), round(x2, 2),
+            round(y2, 2))
 
 
 def page_size_name(value: str) -> str:

@@ -35,7 +35,15 @@ from typing import Any
 
 import rfc8785
 
-from .pdf import PAGE_SIZES, PROOF_ATTACHMENT, REPORT_ATTACHMENT, CertificateError, page_size_name
+from .pdf import (
+    MARGINS_MM,
+    PAGE_SIZES,
+    PROOF_ATTACHMENT,
+    REPORT_ATTACHMENT,
+    STAMP_MM,
+    CertificateError,
+    page_size_name,
+)
 
 __all__ = ["PAGE_SIZES", "SUMMARY_ROWS", "render_certificate", "render_html"]
 
@@ -43,10 +51,13 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 TEMPLATE = "certificate.html.j2"
 STYLESHEET = "certificate.css"
 _BAR_WIDTH = 300.0
-#: Added after templates/certificate.css. US Letter is 17.6 mm shorter than A4 but 5.9 mm wider: with these
-#: margins its content box (183.9 x 259.0 mm) holds A4's (178.0 x 259.0 mm), so what fits an A4 page fits a
-#: Letter page (the footer sits in the 12.4 mm bottom margin).
-_PAGE_CSS = {"A4": "@page { size: A4; }", "Letter": "@page { size: letter; margin: 8mm 16mm 12.4mm 16mm; }"}
+#: Added after templates/certificate.css: the size and the margins (:data:`.pdf.MARGINS_MM`), and the free corner
+#: of page 1 where the signer draws the visible signature (:data:`.pdf.STAMP_MM`).
+_PAGE_CSS = {name: "@page {{ size: {size}; margin: {m[0]}mm {m[1]}mm {m[2]}mm {m[3]}mm; }} "
+                   ".stampbox {{ width: {w}mm; height: {h}mm; }} .beside-stamp {{ margin-right: {r}mm; }}".format(
+                       size=name.lower() if name == "Letter" else name, m=MARGINS_MM[name], w=STAMP_MM[0],
+                       h=STAMP_MM[1], r=STAMP_MM[0] + 2.0)
+             for name in ("A4", "Letter")}
 #: Rows of each channel's table (and bars of its chart) on page 1.
 SUMMARY_ROWS = 5
 
@@ -61,9 +72,9 @@ def _chart(entries: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
     top = max([abs(v) for v in values] + [1e-12])
     bars = []
     for i, (e, v) in enumerate(zip(entries, values, strict=True)):
-        bars.append({"y": 2 + 13 * i, "width": round(max(v, 0.0) / top * _BAR_WIDTH, 3),
+        bars.append({"y": 2 + 10 * i, "width": round(max(v, 0.0) / top * _BAR_WIDTH, 3),
                      "label": str(e.get("song_id", "")), "value": f"{v:.4f}"})
-    return {"bars": bars, "height": 4 + 13 * len(bars), "bar_x": 170, "bar_max": _BAR_WIDTH, "bar_height": 11}
+    return {"bars": bars, "height": 4 + 10 * len(bars), "bar_x": 170, "bar_max": _BAR_WIDTH, "bar_height": 8}
 
 
 def _unique_associated_files(_document: Any, pdf: Any) -> None:
@@ -96,18 +107,55 @@ def _context(report_doc: dict[str, Any], report_bytes: bytes, proof: dict[str, A
         raise CertificateError("the inclusion proof holds no readable ledger record") from None
     channels = report_doc.get("channels", {})
     chans = []
+    calibration = report_doc.get("calibration", {})
     for ch in ("P", "M"):
         res = channels.get(ch, {})
         entries = list(res.get("entries", []))
+        figures = calibration.get("channels", {}).get(ch, {})
         chans.append({"name": ch, "result": res, "entries": entries,
                       "share_chart": _chart(_summary_shares(entries), "share"),
-                      "similarity_chart": _chart(entries, "similarity")})
+                      "similarity_chart": _chart(entries, "similarity"),
+                      "rates": _rate_cells(figures), "detection": figures.get("detection")})
     return {
         "report": report_doc, "channels": chans, "issued_at": _pdf_date(issued_at),
         "report_sha256": hashlib.sha256(report_bytes).hexdigest(), "proof": proof, "record": record,
         "titles": report_doc.get("titles", {}), "summary_rows": SUMMARY_ROWS,
-        "signature_method": _signature_method(report_doc),
+        "signature_method": _signature_method(report_doc), "error_rates": _error_rates(calibration),
     }
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _error_rates(calibration: dict[str, Any]) -> str:
+    """Both error directions of the calibration, both channels, in plain words, for page 1."""
+    figures = {ch: calibration.get("channels", {}).get(ch, {}) for ch in ("P", "M")}
+    detections = {ch: f.get("detection") for ch, f in figures.items()}
+    if all(detections.values()):
+        o = {ch: d["overall"] for ch, d in detections.items() if d}
+        missed = ("In the calibration, a derived copy of a catalog song was missed in "
+                  f"{_percent(o['P']['missed_rate'])} (P) and {_percent(o['M']['missed_rate'])} (M) of "
+                  f"{o['P']['cases']} cases")
+    else:
+        missed = "The calibration measured no derived copy of a catalog song: how often one is missed is not known"
+    rates = {ch: f.get("unrelated_attributed_rate") for ch, f in figures.items()}
+    if rates["P"] is None or rates["M"] is None:
+        unrelated = ("how often an unrelated piece is attributed is not stated (a version 1 calibration; "
+                     f"pair-wise false-positive rates {figures['P'].get('false_positive_rate')} (P), "
+                     f"{figures['M'].get('false_positive_rate')} (M))")
+    else:
+        unrelated = (f"an unrelated piece was attributed to a catalog song in {_percent(rates['P'])} (P) and "
+                     f"{_percent(rates['M'])} (M) of {calibration.get('C')}")
+    return f"{missed}; {unrelated}."
+
+
+def _rate_cells(figures: dict[str, Any]) -> dict[str, str]:
+    detection = figures.get("detection")
+    rate = figures.get("unrelated_attributed_rate")
+    return {"unrelated": "not stated" if rate is None else _percent(rate),
+            "missed": (f"{_percent(detection['overall']['missed_rate'])} of {detection['overall']['cases']}"
+                       if detection else "not measured")}
 
 
 def _signature_method(report_doc: dict[str, Any]) -> dict[str, str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .._internal.urls import timestamp_url_problem
-from .pdf import CertificateError
+from .pdf import CertificateError, page_size_of, stamp_box
 
 __all__ = ["SignerCredentials", "check_timestamp_url", "load_signer", "sign_certificate"]
 
@@ -258,9 +259,60 @@ def check_timestamp_url(url: str) -> str:
     return url
 
 
+#: Candidates for the stamp's embedded font (PDF/A needs every font embedded); Debian's fonts-dejavu-core.
+STAMP_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", "/usr/share/fonts/TTF/DejaVuSansMono.ttf")
+#: The visible signature on page 1: who signed (the certificate subject's name), when, and the certificate.
+STAMP_TEXT = "Digitally signed by\n%(signer)s\non %(ts)s\ncertificate SHA-256\n%(fp1)s\n%(fp2)s"
+
+
+def _font_1000_upem(path: Path) -> Path:
+    """``path`` scaled to 1,000 units per em, written once beside the temporary files.
+
+    pyHanko 0.38 writes a font's glyph widths into the PDF in the font's own units, which the PDF
+    takes as thousandths of an em: right only for fonts of 1,000 units per em. DejaVu has 2,048,
+    so its stamp text would be spaced twice too wide.
+    """
+    import hashlib
+    import tempfile
+
+    from fontTools.ttLib import TTFont
+    from fontTools.ttLib.scaleUpem import scale_upem
+
+    data = path.read_bytes()
+    out = Path(tempfile.gettempdir()) / f"lumina-audit-stamp-{hashlib.sha256(data).hexdigest()[:16]}.ttf"
+    if not out.is_file():
+        font = TTFont(io.BytesIO(data))
+        if font["head"].unitsPerEm != 1000:
+            scale_upem(font, 1000)
+        buf = io.BytesIO()
+        font.save(buf)
+        tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, out)
+    return out
+
+
+def _stamp_style(font: str | None = None) -> Any:
+    from pyhanko import stamp
+    from pyhanko.pdf_utils import text
+    from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+
+    found = font or next((f for f in STAMP_FONTS if Path(f).is_file()), None)
+    if found is None:
+        raise CertificateError(f"no font for the visible signature ({' or '.join(STAMP_FONTS)})",
+                               hint="install Debian's fonts-dejavu-core")
+    path = str(_font_1000_upem(Path(found)))
+    return stamp.TextStampStyle(stamp_text=STAMP_TEXT, border_width=1, timestamp_format="%Y-%m-%d %H:%M:%S %Z",
+                                text_box_style=text.TextBoxStyle(font=GlyphAccumulatorFactory(path, font_size=7),
+                                                                 font_size=7))
+
+
 def sign_certificate(pdf: bytes, signer: SignerCredentials, *, timestamp_url: str | None = None) -> bytes:
     """Sign with one PAdES B-B signature; B-T when ``timestamp_url`` names an RFC 3161 server.
 
+    The signature is visible: a stamp in the corner of page 1 that the template keeps free
+    (:func:`.pdf.stamp_box`) names the signer (the certificate subject's name), the signing time
+    and the certificate's SHA-256. It is still the one signature, over the whole file.
     A timestamp authority that cannot be reached, or that refuses, is a :class:`CertificateError`
     (no unstamped signature is made instead).
     """
@@ -275,10 +327,15 @@ def sign_certificate(pdf: bytes, signer: SignerCredentials, *, timestamp_url: st
     tsa = None
     if timestamp_url is not None:
         tsa = timestamps.HTTPTimeStamper(check_timestamp_url(timestamp_url), timeout=_TSA_TIMEOUT)
+    box = stamp_box(page_size_of(pdf))
+    field = fields.SigFieldSpec(sig_field_name="LuminaCertificate", on_page=0, box=box)  # type: ignore[arg-type]
+    style = _stamp_style()
+    fp = signer.fingerprint
     out = io.BytesIO()
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-        signers.PdfSigner(meta, signer=simple, timestamper=tsa).sign_pdf(writer, output=out)
+        signers.PdfSigner(meta, signer=simple, timestamper=tsa, stamp_style=style, new_field_spec=field).sign_pdf(
+            writer, output=out, appearance_text_params={"fp1": fp[:32], "fp2": fp[32:]})
     except Exception as exc:
         tsa_error = _timestamp_error(exc)
         if tsa_error is not None:

@@ -18,7 +18,7 @@ import typer
 
 from ..errors import ConfigError, LuminaError
 from ..signature.pins import Pins, reexec_if_needed
-from . import certificate, keys, ledger, manifest, report, run, signature, verify
+from . import certificate, derive, keys, ledger, manifest, report, run, signature, verify
 from ._common import echo, err
 
 __all__ = ["app", "main"]
@@ -37,6 +37,7 @@ app.add_typer(certificate.pki_app, name="pki")
 app.command("run", epilog="Example: lumina-audit run manifests/demo/extract.yaml --trust work/trust "
             "--key work/keys/operator.key")(run.run)
 app.command("signature", epilog=signature.SIGNATURE_EPILOG)(signature.signature)
+app.command("derive", epilog=derive.DERIVE_EPILOG)(derive.derive)
 
 
 def _version(value: bool) -> None:

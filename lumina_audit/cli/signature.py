@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from ..errors import ConfigError
 from ..signature.pins import Pins
 from ._common import echo
 
@@ -84,11 +85,13 @@ def signature(
 
 @golden_app.command("check", epilog="Example: lumina-audit golden check --json")
 def golden_check(
-    golden: Annotated[Path | None, typer.Option(help="Golden folder (default: the repo's golden/).")] = None,
+    golden: Annotated[Path | None, typer.Option(help="Golden folder (default: the repo's golden/); every "
+                                                "golden.json and golden-*.json in it is checked.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Recompute the golden signatures and compare them bit for bit.
 
+    Each golden file names its checkpoint; every clip, every method is recomputed.
     Exit 0 when every clip is bitwise equal, 1 otherwise; on a mismatch the
     environment that differs from the one the vectors were made in is shown.
     """
@@ -96,21 +99,31 @@ def golden_check(
     from ..signature.methods import get_method
     from ..signature.session import Session
 
-    gf = golden_mod.read(golden or golden_mod.default_root())
-    session = Session.open(gf.model_dir, gf.digests, gf.pins, methods=[get_method(m) for m in gf.spaces])
+    root = golden or golden_mod.default_root()
+    names = golden_mod.files(root)
+    if not names:
+        raise ConfigError(f"{root}: no golden file (golden.json or golden-*.json)")
+    reports = []
+    for name in names:  # one checkpoint per file, each with its own session
+        gf = golden_mod.read(root, name)
+        session = Session.open(gf.model_dir, gf.digests, gf.pins, methods=[get_method(m) for m in gf.spaces])
 
-    def compute(path: Path, song_id: str) -> dict[str, Any]:
-        return session.all_signatures([path], [song_id])[0][1]
+        def compute(path: Path, song_id: str, session: Session = session) -> dict[str, Any]:
+            return session.all_signatures([path], [song_id])[0][1]
 
-    spaces = {name: space.digest for name, space in session.spaces.items()}
-    report = golden_mod.check(gf, compute, spaces, session.environment())
+        spaces = {m: space.digest for m, space in session.spaces.items()}
+        reports.append((name, gf, golden_mod.check(gf, compute, spaces, session.environment())))
+    ok = all(r.bottom_line for _, _, r in reports)
     if as_json:
-        echo(json.dumps({"bottom_line": report.bottom_line, "signature_spaces": report.spaces,
-                         "clips": [c.__dict__ | {"differing": list(c.differing)} for c in report.clips],
-                         "environment_differences": list(report.environment_differences)}, indent=1))
-    else:
+        echo(json.dumps({"bottom_line": ok,
+                         "signature_spaces": {name: r.spaces for name, _, r in reports},
+                         "clips": [c.__dict__ | {"differing": list(c.differing), "golden_file": name}
+                                   for name, _, r in reports for c in r.clips],
+                         "environment_differences": sorted({d for _, _, r in reports
+                                                            for d in r.environment_differences})}, indent=1))
+    for name, gf, report in ([] if as_json else reports):
         shown = ", ".join(f"{m} space {d[:16]}..." for m, d in report.spaces.items())
-        echo(f"golden vectors in {gf.root} ({shown})")
+        echo(f"golden vectors {root / name}, checkpoint {gf.model_dir.name} ({shown})")
         for c in report.clips:
             state = "bitwise equal" if c.equal else f"DIFFERS in {', '.join(c.differing)} " \
                 f"(max |diff| {c.max_abs_diff:.3g})"
@@ -122,7 +135,7 @@ def golden_check(
             echo("environment differences from the one the golden vectors were made in:")
             for line in report.environment_differences or ("(none recorded: same versions, CPU and pins)",):
                 echo(f"  {line}")
-    if not report.bottom_line:
+    if not ok:
         raise typer.Exit(1)
 
 

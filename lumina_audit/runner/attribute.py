@@ -93,10 +93,14 @@ def plan(ctx: Context) -> Plan:
         results[ch] = [attribute_hits(h, index.song_ids, float(c["mu"]), float(c["sigma"]), float(c["tau"]), top_k)
                        for h in hits]
     folder = loaded.outputs["reports"]
+    keys = ("mu", "sigma", "k", "tau", "false_positive_rate", "counts_above_mean", "counts_above_max")
     calibration = {"sha256": cal_digest, "C": cal["C"], "N": cal["N"], "k": cal["k"],
-                   "channels": {ch: {key: cal["channels"][ch][key] for key in (
-                       "mu", "sigma", "k", "tau", "false_positive_rate", "counts_above_mean", "counts_above_max")}
-                       for ch in ("P", "M")}}
+                   "channels": {ch: {key: cal["channels"][ch][key] for key in keys} for ch in ("P", "M")}}
+    if loaded.api_version != API_V1 and cal["version"] >= 2:  # the calibration's error rates, both ways
+        calibration["P"] = cal["P"]
+        for ch in ("P", "M"):
+            calibration["channels"][ch] |= {key: cal["channels"][ch][key]
+                                            for key in ("unrelated_attributed_rate", "detection")}
     def write(seq: int) -> list[tuple[Path, str]]:
         folder.mkdir(parents=True, exist_ok=False)
         outs = []

@@ -1,13 +1,25 @@
-"""``kind: Calibrate``: a catalog store + control tracks -> a calibration (attribution-v1 section 1)."""
+"""``kind: Calibrate``: a catalog store + control tracks -> a calibration (attribution-v1 section 1).
+
+A ``lumina-audit/v2`` Calibrate may also list *positives*, derived copies of catalog songs
+labelled with their sources (:mod:`lumina_audit.attribution.derive`); its calibration
+(``lumina-calibration`` version 2) then states both error directions: how often a source
+is missed, per transform and overall, and how often an unrelated piece is attributed
+(:mod:`lumina_audit.attribution.detection`). Everything a positive needs is checked before
+the model loads: its file's digest, its labels, its sources in the catalog, and that it is
+not itself a catalog song (same PCM).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from ..evidence.manifest import (
+    API_V1,
     CalibrateManifest,
     LoadedManifest,
+    resolve_inputs,
 )
 from .base import (
     Context,
@@ -24,20 +36,73 @@ from .base import (
 __all__ = ["plan", "read"]
 
 
-def read(loaded: LoadedManifest) -> Any:
-    store = read_store(loaded, cast(CalibrateManifest, loaded.manifest).catalog, "catalog store")
-    store_has_space(f"catalog store {store[0]}", store[1].info, loaded.spaces()[0])  # before the model loads
-    return store
+@dataclass(frozen=True)
+class _Read:
+    store: Path
+    index: Any
+    entry: dict[str, Any]
+    positives: list[Any]  #: ResolvedInput, labelled
+    audios: list[Any]  #: their decoded Audio
+
+
+def read(loaded: LoadedManifest) -> _Read:
+    store, index, entry = read_store(loaded, cast(CalibrateManifest, loaded.manifest).catalog, "catalog store")
+    store_has_space(f"catalog store {store}", index.info, loaded.spaces()[0])  # before the model loads
+    positives, audios = _positives(loaded, index)
+    return _Read(store, index, entry, positives, audios)
+
+
+def _positives(loaded: LoadedManifest, index: Any) -> tuple[list[Any], list[Any]]:
+    """The labelled, decoded positives (none for a version 1 manifest)."""
+    from dataclasses import replace
+
+    from ..attribution.derive import TRANSFORMS, DeriveError, read_sidecar
+    from ..signature.audio import load_audio
+
+    if loaded.api_version == API_V1 or not cast(Any, loaded.manifest).positives:
+        return [], []
+    catalog_ids, catalog_pcm = set(index.song_ids), dict(zip(index.pcm_sha256, index.song_ids, strict=True))
+    labelled = []
+    for p in resolve_inputs(loaded, "positives"):
+        try:
+            record = read_sidecar(p.path)
+        except DeriveError as exc:
+            raise RunError(f"positive {p.path}: {exc.message}") from None
+        sources = p.sources or tuple(record["source_ids"] if record else ())
+        transform = p.transform or (record["transform"] if record else None)
+        if record is not None and (tuple(record["source_ids"]) != sources or record["transform"] != transform):
+            raise RunError(f"positive {p.path}: the manifest labels it {transform} of {', '.join(sources)}, its "
+                           f"derivation record {record['transform']} of {', '.join(record['source_ids'])}")
+        if not sources or transform is None:
+            raise RunError(f"positive {p.path}: name its sources and transform in the manifest, or derive it with "
+                           "`lumina-audit derive` (which records them beside it)")
+        if transform not in TRANSFORMS:
+            raise RunError(f"positive {p.path}: unknown transform {transform!r} (one of {', '.join(TRANSFORMS)})")
+        if len(sources) != TRANSFORMS[transform][0]:
+            raise RunError(f"positive {p.path}: transform {transform} has {TRANSFORMS[transform][0]} source(s), "
+                           f"the positive names {len(sources)}")
+        for source in sources:
+            if source not in catalog_ids:
+                raise RunError(f"positive {p.path}: source {source!r} is not a song of the catalog store")
+        labelled.append(replace(p, sources=tuple(sources), transform=transform))
+    config = loaded.config()
+    audios = [load_audio(p.path, config, p.expected_sha256) for p in labelled]
+    for p, a in zip(labelled, audios, strict=True):
+        if a.pcm_sha256 in catalog_pcm:
+            raise RunError(f"positive {p.path} has the PCM of catalog song {catalog_pcm[a.pcm_sha256]!r} "
+                           f"({a.pcm_sha256}): a positive must be a changed copy, not the song itself")
+    return labelled, audios
 
 
 def plan(ctx: Context) -> Plan:
+    from ..attribution.detection import Positive, detect, unrelated_attributed_rate
     from ..attribution.method import calibrate
     from ..attribution.reports import CALIBRATION_FORMAT, write_canonical
     from ..attribution.search import similarities
 
-    loaded, session, inputs, audios, on_progress, pre = (ctx.loaded, ctx.session, ctx.inputs, ctx.audios,
-                                                         ctx.on_progress, ctx.pre)
-    store, index, store_entry = pre
+    loaded, session, inputs, audios, on_progress = ctx.loaded, ctx.session, ctx.inputs, ctx.audios, ctx.on_progress
+    pre = cast(_Read, ctx.pre)
+    store, index, store_entry = pre.store, pre.index, pre.entry
     store_has_space(f"catalog store {store}", index.info, session.space)
     settings = cast(CalibrateManifest, loaded.manifest).calibration
     if len(inputs) < settings.min_controls:  # refuse before the expensive part
@@ -50,23 +115,49 @@ def plan(ctx: Context) -> Plan:
                     control_space=session.space.digest,
                     catalog_space=index.info.space_with(session.space.digest).digest,
                     min_controls=settings.min_controls)
-    doc = {
+    channels: dict[str, Any] = {ch: c.as_dict() for ch, c in cal.items()}
+    doc: dict[str, Any] = {
         "format": CALIBRATION_FORMAT, "version": 1, "method": settings.method,
         "signature_space_sha256": session.space.digest, "signature_space": session.space.as_dict(),
         "catalog": {"sha256": store_entry["sha256"], "songs": index.info.count},
         "controls": [{"song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256}
                      for s in sigs],
         "C": len(sigs), "N": index.info.count, "k": settings.k,
-        "channels": {ch: c.as_dict() for ch, c in cal.items()},
+        "channels": channels,
         "manifest_digest": loaded.digest,
     }
+    entries = [*audio_entries(inputs, audios), store_entry]
+    result: dict[str, Any] = {
+        "signature_space_sha256": session.space.digest, "controls": len(sigs), "catalog_songs": index.info.count,
+        **{f"{ch}_tau": c.tau for ch, c in cal.items()},
+        **{f"{ch}_false_positive_rate": c.false_positive_rate for ch, c in cal.items()}}
+    if loaded.api_version != API_V1:  # version 2: both error directions
+        pos_sigs = primary(signatures(session, pre.positives, pre.audios, on_progress), session) \
+            if pre.positives else []
+        labels = [Positive(s.song_id, str(p.transform), tuple(p.sources)) for p, s in zip(pre.positives, pos_sigs,
+                                                                                         strict=True)]
+        found = {}
+        pos_q = queries(pos_sigs) if labels else {}
+        for ch in ("P", "M"):
+            c = cal[ch]
+            channels[ch]["unrelated_attributed_rate"] = unrelated_attributed_rate(c.counts_above)
+            if labels:
+                pos_sims = similarities(store, ch, pos_q[ch], space_digest=session.space.digest)
+                found[ch] = detect(pos_sims, index.song_ids, labels, c.tau)
+            channels[ch]["detection"] = found[ch].as_dict() if labels else None
+        doc |= {"version": 2, "P": len(labels), "positives": [
+            {"song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256,
+             "transform": lab.transform, "sources": list(lab.sources),
+             "channels": {ch: [o.as_dict() for o in d.outcomes if o.positive == s.song_id] for ch, d in found.items()}}
+            for s, lab in zip(pos_sigs, labels, strict=True)]}
+        entries += [e | {"kind": "positive", "transform": p.transform, "sources": list(p.sources)}
+                    for e, p in zip(audio_entries(pre.positives, pre.audios), pre.positives, strict=True)]
+        result |= {"positives": len(labels),
+                   **{f"{ch}_missed_rate": d.overall.missed_rate for ch, d in found.items()}}
     out = loaded.outputs["calibration"]
 
     def write(_seq: int) -> list[tuple[Path, str]]:
         write_canonical(out, doc)
         return [(out, "calibration")]
 
-    result = {"signature_space_sha256": session.space.digest, "controls": len(sigs), "catalog_songs": index.info.count,
-              **{f"{ch}_tau": c.tau for ch, c in cal.items()},
-              **{f"{ch}_false_positive_rate": c.false_positive_rate for ch, c in cal.items()}}
-    return Plan([*audio_entries(inputs, audios), store_entry], result, write)
+    return Plan(entries, result, write)

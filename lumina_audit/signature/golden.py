@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from .pins import Pins
 from .result import Signature
 
-__all__ = ["FORMAT", "VERSION", "ClipResult", "GoldenFile", "GoldenReport", "check", "default_root", "read",
+__all__ = ["FORMAT", "VERSION", "ClipResult", "GoldenFile", "GoldenReport", "check", "default_root", "files", "read",
            "write"]
 
 FORMAT = "lumina-golden"
@@ -34,6 +34,12 @@ _VECTORS = (("p_raw", "raw_p"), ("m_raw", "raw_m"), ("p", "p"), ("m", "m"))
 def default_root() -> Path:
     """``golden/`` of the source tree this package runs from."""
     return Path(__file__).resolve().parents[2] / "golden"
+
+
+def files(root: Path) -> list[str]:
+    """The golden files of ``root``: ``golden.json`` (the embedded random checkpoint), then ``golden-*.json``."""
+    found = sorted(p.name for p in root.glob("golden-*.json"))
+    return (["golden.json"] if (root / "golden.json").is_file() else []) + found
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,8 @@ def _sig_from_json(clip: dict[str, Any], doc: dict[str, Any], where: str) -> Sig
                      p=_vector(doc, "p", where).astype(np.float32), m=_vector(doc, "m", where).astype(np.float32))
 
 
-def read(root: Path) -> GoldenFile:
-    path = root / "golden.json"
+def read(root: Path, name: str = "golden.json") -> GoldenFile:
+    path = root / name
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -87,7 +93,8 @@ def read(root: Path) -> GoldenFile:
 
 
 def write(root: Path, model_dir: str, digests: dict[str, str], spaces: Mapping[str, str], pins: Pins,
-          environment: dict[str, Any], results: Sequence[tuple[str, Mapping[str, Signature]]]) -> None:
+          environment: dict[str, Any], results: Sequence[tuple[str, Mapping[str, Signature]]],
+          name: str = "golden.json") -> None:
     """``results``: per clip, its file (relative to ``root``) and each method's signature, by method name."""
     clips = []
     for file, by_method in results:
@@ -101,7 +108,7 @@ def write(root: Path, model_dir: str, digests: dict[str, str], spaces: Mapping[s
     doc = {"format": FORMAT, "version": VERSION, "model": {"directory": model_dir, "digests": digests},
            "methods": {m: {"space_sha256": d} for m, d in spaces.items()}, "pins": pins.as_json(),
            "environment": environment, "clips": clips}
-    (root / "golden.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    (root / name).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
 
 
 @dataclass(frozen=True)

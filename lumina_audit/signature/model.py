@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
+from audiocraft.modules.conditioners import TextConditioner
 from torch import nn
 
 from .._internal.hashing import sha256_path, sha256_stream
@@ -46,12 +47,14 @@ _TEXT_CONDITIONERS = ("t5",)
 _BUILD_LOCK = threading.Lock()
 
 
-class NullTextConditioner(nn.Module):
+class NullTextConditioner(TextConditioner):
     """Stand-in for audiocraft's ``T5Conditioner`` under null conditioning.
 
     Same constructor and same parameters (``output_proj``: Linear(T5 dim, output
     dim)); T5 itself is never instantiated. For an absent description the real
     conditioner returns ``embeds * mask`` with mask zero: zeros ``[B, 1, dim]``.
+    A text conditioner for audiocraft (so that its condition provider hands it the
+    descriptions), it accepts only absent ones.
     """
 
     MODELS_DIMS = {"t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-11b": 1024,
@@ -61,24 +64,37 @@ class NullTextConditioner(nn.Module):
     def __init__(self, name: str, output_dim: int, finetune: bool = False, device: str = "cpu",
                  autocast_dtype: str | None = "float32", word_dropout: float = 0.0,
                  normalize_text: bool = False) -> None:
-        super().__init__()
         if name not in self.MODELS_DIMS:
             raise ModelError(f"unknown T5 model {name!r} in the checkpoint's conditioner config")
+        super().__init__(self.MODELS_DIMS[name], output_dim)  # output_proj: Linear(T5 dim, output dim)
         self.name = name
-        self.dim = self.MODELS_DIMS[name]
-        self.output_dim = output_dim
-        self.output_proj = nn.Linear(self.dim, output_dim)
 
     def null_condition(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Zeros ``[B, 1, output_dim]`` and mask zeros ``[B, 1]``."""
         return (torch.zeros(batch, 1, self.output_dim, device=device),
                 torch.zeros(batch, 1, dtype=torch.long, device=device))
 
-    def tokenize(self, *args: Any, **kwargs: Any) -> Any:
-        raise ModelError("text conditioning needs T5, which lumina-audit never loads")
+    def tokenize(self, texts: list[str | None]) -> _NullTokens:
+        """Only absent descriptions (``None``) are accepted: their condition is :meth:`null_condition`.
+
+        This lets audiocraft's own sampling (``lm.generate``) run under null conditioning, as the
+        ground-truth benchmark does; any real text needs T5, which lumina-audit never loads.
+        """
+        if not isinstance(texts, list) or any(t is not None for t in texts):
+            raise ModelError("text conditioning needs T5, which lumina-audit never loads")
+        return _NullTokens(len(texts))
 
     def forward(self, inputs: Any) -> Any:
+        if isinstance(inputs, _NullTokens):
+            return self.null_condition(inputs.batch, self.output_proj.weight.device)
         raise ModelError("text conditioning needs T5, which lumina-audit never loads")
+
+
+@dataclass(frozen=True)
+class _NullTokens:
+    """What :meth:`NullTextConditioner.tokenize` returns for a batch of absent descriptions."""
+
+    batch: int
 
 
 @dataclass(frozen=True, eq=False)

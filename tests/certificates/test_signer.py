@@ -389,3 +389,48 @@ def test_the_certificate_names_the_signature_method_and_its_spec(made: Made, tmp
     appendix = " ".join(_pdf_tool("pdftotext", "-f", "2", "-l", "3", str(path), "-").split())
     assert f"{method} (spec {spec})" in appendix and "lumina-attribution-v1 (spec attribution-v1.md)" in appendix
     assert " ".join(METHODS[method].description.split())[:80] in appendix
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils is not installed; .ci/run installs it")
+def test_page_one_states_both_error_directions_in_plain_words(made: Made, tmp_path: Path) -> None:
+    doc, data, proof, when = made
+    detection = {"overall": {"cases": 8, "detected": 7, "detection_rate": 0.875, "missed_rate": 0.125,
+                             "median_rank": 1.0}, "by_transform": {"mp3-128k": {
+                                 "cases": 8, "detected": 7, "detection_rate": 0.875, "missed_rate": 0.125,
+                                 "median_rank": 1.0}}}
+    cal = doc["calibration"]
+    channels = {ch: {**cal["channels"][ch], "unrelated_attributed_rate": rate, "detection": detection}
+                for ch, rate in (("P", 0.0), ("M", 0.25))}
+    report = {**doc, "version": 2, "signature_method": "lumina-gradproj-v1",
+              "calibration": {**cal, "P": 8, "channels": channels}}
+    path = tmp_path / "rates.pdf"
+    path.write_bytes(render_certificate(report, data, proof, issued_at=when))
+    first = " ".join(_pdf_tool("pdftotext", "-f", "1", "-l", "1", str(path), "-").split())
+    assert ("In the calibration, a derived copy of a catalog song was missed in 12.5 % (P) and 12.5 % (M) of 8 "
+            "cases; an unrelated piece was attributed to a catalog song in 0.0 % (P) and 25.0 % (M) of 8.") in first
+    appendix = " ".join(_pdf_tool("pdftotext", "-f", "2", "-l", "9", str(path), "-").split())
+    assert "Derived copies, channel P" in appendix and "mp3-128k 8 7 12.5 % 1.0" in appendix
+    plain = tmp_path / "plain.pdf"  # a calibration without positives says what it does not know
+    plain.write_bytes(render_certificate(doc, data, proof, issued_at=when))
+    first = " ".join(_pdf_tool("pdftotext", "-f", "1", "-l", "1", str(plain), "-").split())
+    assert "measured no derived copy of a catalog song: how often one is missed is not known" in first
+
+
+def test_the_signature_is_visible_on_page_one(rendered: dict[str, bytes], pkis: dict[str, dict[str, Path]]) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from lumina_audit.certificates.pdf import stamp_box
+
+    signer = load_signer(key=pkis["ec"]["key"], cert=pkis["ec"]["cert"])
+    for size, pdf in rendered.items():
+        signed = sign_certificate(pdf, signer)
+        reader = PdfFileReader(io.BytesIO(signed))
+        (sig,) = reader.embedded_signatures
+        widget = sig.sig_field
+        assert [round(float(v), 1) for v in widget["/Rect"]] == [round(v, 1) for v in stamp_box(size)]
+        page = reader.root["/Pages"]["/Kids"][0].get_object()
+        assert any(a.get_object() is widget or a.get_object().get("/T") == widget.get("/T") for a in page["/Annots"])
+        stream = widget["/AP"]["/N"].get_object().data.decode("latin-1")
+        assert f"({signer.fingerprint[:32]})" in stream and f"({signer.fingerprint[32:]})" in stream
+        assert "Digitally signed by" in stream and "throwaway" in stream  # the subject's name
+        assert widget["/F"] & 4  # printed, as PDF/A wants

@@ -170,3 +170,21 @@ def test_float16_checkpoint_loads_in_float32(tmp_path: Path) -> None:
     w = model.lm.get_parameter("transformer.layers.43.linear1.weight")
     ref = torch.load(TINY / "state_dict.bin", weights_only=True)["best_state"]["transformer.layers.43.linear1.weight"]
     assert w.dtype == torch.float32 and torch.equal(w.detach(), ref.half().float())
+
+
+def test_null_conditioning_serves_audiocraft_sampling(session: Any) -> None:
+    """Absent descriptions tokenize to the null condition, so ``lm.generate`` runs without T5; text is refused."""
+    from audiocraft.modules.conditioners import ConditioningAttributes
+
+    lm = session.model.lm
+    (conditioner,) = lm.condition_provider.conditioners.values()
+    assert isinstance(conditioner, NullTextConditioner)
+    cond, mask = conditioner(conditioner.tokenize([None, None]))
+    assert cond.shape == (2, 1, conditioner.output_dim) and not cond.any() and not mask.any()
+    with pytest.raises(ModelError, match="needs T5"):
+        conditioner.tokenize(["a song with a guitar solo"])
+    torch.manual_seed(422024)
+    with torch.no_grad():
+        codes = lm.generate(prompt=None, conditions=[ConditioningAttributes(text={"description": None})],
+                            num_samples=1, max_gen_len=12, use_sampling=True, temp=1.0, top_k=50, cfg_coef=1.0)
+    assert codes.shape == (1, 4, 12) and int(codes.min()) >= 0 and int(codes.max()) < 2048

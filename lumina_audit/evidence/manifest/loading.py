@@ -185,25 +185,31 @@ class ResolvedInput:
     path: Path
     song_id: str
     expected_sha256: str | None
+    #: A positive's source song ids and transform, when the manifest gives them.
+    sources: tuple[str, ...] = ()
+    transform: str | None = None
 
 
-def resolve_inputs(loaded: LoadedManifest) -> list[ResolvedInput]:
+def resolve_inputs(loaded: LoadedManifest, field_name: str | None = None) -> list[ResolvedInput]:
     """Input files in manifest order; a folder gives its files with the listed extensions, by name, non-recursive.
 
     A file's song id is the manifest's ``song_id`` or the file name without its extension.
+    ``field_name``: the list to resolve (default: the kind's audio inputs; ``positives`` for a
+    version 2 Calibrate's derived copies, whose labels travel with them).
     """
     m = loaded.manifest
-    field_name = {"Extract": "inputs", "Calibrate": "controls", "Attribute": "queries"}[m.kind]
-    specs: tuple[InputSpec, ...] = getattr(m, field_name)
+    field_name = field_name or {"Extract": "inputs", "Calibrate": "controls", "Attribute": "queries"}[m.kind]
+    specs: tuple[InputSpec, ...] = getattr(m, field_name, ())
     extensions = {e.lower() for e in m.input_extensions}
     result: list[ResolvedInput] = []
     for i, spec in enumerate(specs):
         loc: Loc = (field_name, i, "path")
         target = loaded.anywhere(spec.path)
         if target.is_dir():
-            if spec.song_id is not None or spec.sha256 is not None:
+            labels = (getattr(spec, "sources", None), getattr(spec, "transform", None))
+            if spec.song_id is not None or spec.sha256 is not None or labels != (None, None):
                 raise _error(loaded.path, loaded.lines, loc, f"{spec.path!r} is a folder; song_id and sha256 "
-                             "are only allowed for files")
+                             "(and a positive's sources and transform) are only allowed for files")
             try:
                 files = sorted((f for f in target.iterdir() if f.suffix.lower() in extensions and f.is_file()),
                                key=lambda f: f.name)
@@ -215,7 +221,8 @@ def resolve_inputs(loaded: LoadedManifest) -> list[ResolvedInput]:
                              f"in {', '.join(m.input_extensions)}")
             result += [ResolvedInput(f, f.stem, None) for f in files]
         elif target.is_file():
-            result.append(ResolvedInput(target, spec.song_id or target.stem, spec.sha256))
+            result.append(ResolvedInput(target, spec.song_id or target.stem, spec.sha256,
+                                        tuple(getattr(spec, "sources", None) or ()), getattr(spec, "transform", None)))
         else:
             raise _error(loaded.path, loaded.lines, loc, f"input {spec.path!r} not found ({target})")
     seen: dict[str, Path] = {}

@@ -49,6 +49,7 @@ __all__ = [
     "ExtractSignatureSettings",
     "FileRef",
     "InputSpec",
+    "PositiveSpec",
     "Manifest",
     "SignatureSettings",
     "UseSignatureSettings",
@@ -277,6 +278,21 @@ class InputSpec(_Model):
     song_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 
 
+SongId = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class PositiveSpec(InputSpec):
+    """A derived copy of catalog songs (a file, or a folder of them), for the calibration's miss rate.
+
+    ``sources`` (catalog song ids) and ``transform`` label it; for a file either may come from its
+    derivation record (``lumina-audit derive`` writes one beside it), and in a folder they must.
+    """
+
+    sources: Annotated[FrozenList[SongId], Field(min_length=1, max_length=2)] | None = None
+    transform: Annotated[str, _matching(r"[a-z0-9][a-z0-9+.-]{0,31}", "{value!r} is not a transform name like "
+                                        "'mp3-128k'")] | None = None
+
+
 class Outputs(_Model):
     store: InsidePath
 
@@ -395,10 +411,11 @@ class ExtractManifestV2(ExtractManifest):
 
 
 class CalibrateManifestV2(CalibrateManifest):
-    """``lumina-audit/v2``: a calibration of one method's signature space."""
+    """``lumina-audit/v2``: a calibration of one method's signature space, and of how often a source is missed."""
 
     apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
     signature: UseSignatureSettings = Field(default_factory=UseSignatureSettings)  # type: ignore[assignment]
+    positives: FrozenList[PositiveSpec] = ()
 
 
 class AttributeManifestV2(AttributeManifest):
