@@ -31,10 +31,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build_wide(model: Any, width: int, device: Any, config: Any) -> Any:
-    """A random LM of the tiny checkpoint's config with ``width`` channels, hooked like the real one."""
+def build_wide(model: Any, width: int, device: Any, config: Any, heads: int | None = None) -> Any:
+    """A random LM of the tiny checkpoint's config with ``width`` channels, hooked like the real one.
+
+    ``heads`` defaults to ``width // 64`` (MusicGen's head width); the FFN is 4 x ``width``. The
+    weights are created and initialised on ``device`` itself (48 x 2048 is 3.3 billion values).
+    """
     from unittest import mock
 
+    import torch
     from audiocraft.models import builders
     from omegaconf import OmegaConf
 
@@ -45,8 +50,8 @@ def build_wide(model: Any, width: int, device: Any, config: Any) -> Any:
 
     cfg = lm_config()
     cfg["device"] = str(device)
-    cfg["transformer_lm"].update(dim=width, num_heads=max(1, width // 64))
-    with mock.patch.object(builders, "T5Conditioner", NullTextConditioner):
+    cfg["transformer_lm"].update(dim=width, num_heads=heads or max(1, width // 64))
+    with mock.patch.object(builders, "T5Conditioner", NullTextConditioner), torch.device(device):
         lm = builders.get_lm_model(OmegaConf.create(cfg)).float().eval().to(device)
     hooked, names = hook_tensors(lm, config)
     conditioners: dict[str, Any] = dict(lm.condition_provider.conditioners)

@@ -75,14 +75,15 @@ def _pins_from_argv(argv: list[str]) -> Pins:
             return Pins()  # the command itself reports the problem
     values: dict[str, str] = {}
     for i, arg in enumerate(argv):
-        for opt in ("--device", "--threads"):
+        for opt in ("--device", "--threads", "--sums", "--gradients"):
             if arg == opt and i + 1 < len(argv):
                 values[opt] = argv[i + 1]
             elif arg.startswith(opt + "="):
                 values[opt] = arg.split("=", 1)[1]
     try:
         return Pins(device=values.get("--device", "cpu"),  # type: ignore[arg-type]
-                    threads=int(values.get("--threads", "1")))
+                    threads=int(values.get("--threads", "1")), sums=values.get("--sums", "device"),  # type: ignore[arg-type]
+                    gradients=values.get("--gradients", "together"))  # type: ignore[arg-type]
     except ValueError:
         raise ConfigError(f"--threads must be a whole number, got {values.get('--threads')!r}") from None
 

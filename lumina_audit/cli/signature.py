@@ -44,6 +44,13 @@ def signature(
     method: Annotated[Literal["lumina-gradproj-v1", "lumina-gradstats-v1"], typer.Option(
         help="Signature method: the seeded projection of the gradient (gradproj, the primary method) or its "
              "six statistics per tensor (gradstats).")] = "lumina-gradproj-v1",
+    sums: Annotated[Literal["device", "host"], typer.Option(
+        help="Where the float64 chunk sums live (a memory pin: the same bits).")] = "device",
+    gradients: Annotated[Literal["together", "streamed"], typer.Option(
+        help="Hooked gradients returned together or streamed one at a time (a memory pin: the same bits).")
+    ] = "together",
+    chunk_batch: Annotated[int, typer.Option(
+        help="Chunks per forward and backward pass; more than 1 changes the bits and the signature space.")] = 1,
 ) -> None:
     """Compute the P and M signatures of audio files (inspection, not evidence).
 
@@ -57,7 +64,8 @@ def signature(
     from ..signature.space import SignatureConfig
 
     expected = _parse_digests(digests, sha256)
-    pins, config = Pins(device=device, threads=threads), SignatureConfig()  # type: ignore[arg-type]
+    pins = Pins(device=device, threads=threads, sums=sums, gradients=gradients)  # type: ignore[arg-type]
+    config = SignatureConfig(chunk_batch=chunk_batch)
     check_inputs(audio, None)
     apply_torch_pins(pins)
     audios = load_all(audio, config)  # refuse bad audio before the model is loaded

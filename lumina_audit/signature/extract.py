@@ -1,8 +1,10 @@
 """Extraction: audio file + loaded model -> :class:`~lumina_audit.signature.Signature` per method.
 
-Chunks are processed one at a time; both channels' 72 hooked gradients come
-from one backward pass per chunk and are accumulated in float64 (spec 5); the
-averages are then summarised by each signature method (:mod:`.methods`).
+Chunks are processed one at a time (or, with ``SignatureConfig.chunk_batch`` > 1, in
+groups of equal-length chunks); both channels' 72 hooked gradients come from one backward
+pass per chunk (or group) and are accumulated in float64 (spec 5) where the pin ``sums``
+says (:mod:`.accumulate`); the averages are then summarised by each signature method
+(:mod:`.methods`).
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from ..errors import ConfigError, SignatureError
+from ..errors import ConfigError
+from .accumulate import make_sums
 from .audio import Audio, load_audio
-from .gradients import chunk_gradients
+from .gradients import group_gradients, stream_gradients
 from .methods import SignatureMethod, normalise
 from .model import LoadedModel
 from .pins import Pins
 from .result import Signature
 from .space import SignatureConfig
 
-__all__ = ["default_song_id", "extract", "signature_of_audio", "signatures_of_audio"]
+__all__ = ["chunk_groups", "default_song_id", "extract", "signature_of_audio", "signatures_of_audio"]
 
 
 def default_song_id(path: str | os.PathLike[str]) -> str:
@@ -32,48 +35,68 @@ def default_song_id(path: str | os.PathLike[str]) -> str:
     return Path(path).stem
 
 
+def chunk_groups(chunks: Sequence[tuple[int, int]], batch: int) -> list[list[tuple[int, int]]]:
+    """Chunks ``(start, length)`` in order, in groups of at most ``batch`` consecutive chunks of equal length.
+
+    Every chunk but the last has the full length, so with ``batch`` > 1 the full chunks go
+    ``batch`` at a time (the last group of them may hold fewer) and a shorter last chunk goes alone.
+    """
+    groups: list[list[tuple[int, int]]] = []
+    for chunk in chunks:
+        if groups and len(groups[-1]) < batch and groups[-1][0][1] == chunk[1]:
+            groups[-1].append(chunk)
+        else:
+            groups.append([chunk])
+    return groups
+
+
 def signatures_of_audio(audio: Audio, model: LoadedModel, config: SignatureConfig, pins: Pins, song_id: str,
                         methods: Sequence[SignatureMethod],
                         on_chunk: Callable[[int, int], None] | None = None) -> dict[str, Signature]:
     """Every method's signatures of an already loaded :class:`Audio`, by method name (spec sections 3-7).
 
-    One forward and one backward pass per chunk serve all ``methods``: the 72 hooked gradients
-    are summed over chunks in float64 (spec 5), and each tensor's average is handed to every
-    method in turn and then dropped, so at most one averaged tensor exists at a time.
+    One forward and one backward pass per chunk (or group of ``config.chunk_batch`` chunks)
+    serve all ``methods``: the 72 hooked gradients are summed over chunks in float64 (spec 5),
+    on the device or the host (pin ``sums``), taken together or streamed (pin ``gradients``),
+    and each tensor's average is handed to every method in turn and then dropped, so at most
+    one averaged tensor exists at a time.
     """
     if not methods or len({m.name for m in methods}) != len(methods):
         raise ConfigError("name at least one signature method, each once")
     params = [*model.hooked["P"], *model.hooked["M"]]
-    sums: list[torch.Tensor | None] = [torch.zeros(p.shape, dtype=torch.float64, device=model.device)
-                                       for p in params]
-    samples = torch.from_numpy(audio.samples).to(model.device)
-    for i, (start, length) in enumerate(audio.chunks):
-        grads = chunk_gradients(model, samples[start:start + length], config, pins, params)
-        for acc, g in zip(sums, grads, strict=True):
-            if acc is not None:
-                acc.add_(g.to(torch.float64))
-        del grads
-        if on_chunk is not None:
-            on_chunk(i + 1, len(audio.chunks))
-    n = float(len(audio.chunks))
-    per_layer = len(config.tensors)
-    raws: dict[str, dict[str, npt.NDArray[np.float64]]] = {m.name: {} for m in methods}
-    offset = 0
-    for channel, layers in (("P", config.layers_p), ("M", config.layers_m)):
-        summaries = [(m.name, m.summary()) for m in methods]
-        for k in range(len(model.hooked[channel])):
-            acc = sums[offset + k]
-            if acc is None:
-                raise SignatureError("a hooked tensor's sum was dropped before its average was taken")
-            mean = (acc / n).cpu()  # spec 5
-            sums[offset + k] = None
-            del acc
-            for _, summary in summaries:
-                summary.add(layers[k // per_layer], k % per_layer, mean)
-            del mean
-        offset += len(model.hooked[channel])
-        for name, summary in summaries:
-            raws[name][channel] = summary.raw()
+    sums = make_sums(params, model.device, pins)
+    try:
+        samples = torch.from_numpy(audio.samples).to(model.device)
+        done = 0
+        for group in chunk_groups(audio.chunks, config.chunk_batch):
+            chunks = [samples[start:start + length] for start, length in group]
+            if pins.gradients == "streamed":
+                stream_gradients(model, chunks, config, pins, params, sums.add)
+            else:
+                grads = group_gradients(model, chunks, config, pins, params)
+                for k, g in enumerate(grads):
+                    sums.add(k, g)
+                del grads
+            for _ in group:
+                done += 1
+                if on_chunk is not None:
+                    on_chunk(done, len(audio.chunks))
+        n = float(len(audio.chunks))
+        per_layer = len(config.tensors)
+        raws: dict[str, dict[str, npt.NDArray[np.float64]]] = {m.name: {} for m in methods}
+        offset = 0
+        for channel, layers in (("P", config.layers_p), ("M", config.layers_m)):
+            summaries = [(m.name, m.summary()) for m in methods]
+            for k in range(len(model.hooked[channel])):
+                mean = sums.mean(offset + k, n)  # spec 5, on the CPU
+                for _, summary in summaries:
+                    summary.add(layers[k // per_layer], k % per_layer, mean)
+                del mean
+            offset += len(model.hooked[channel])
+            for name, summary in summaries:
+                raws[name][channel] = summary.raw()
+    finally:
+        sums.close()
     return {
         name: Signature(song_id=song_id, file_sha256=audio.file_sha256, pcm_sha256=audio.pcm_sha256,
                         chunks=len(audio.chunks), raw_p=raw["P"], raw_m=raw["M"], p=normalise(raw["P"]),

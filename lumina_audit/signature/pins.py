@@ -18,6 +18,14 @@ Why each default (measured, see ``docs/pins.md`` and ``tests/signature/test_pins
   ``COMPATIBLE`` made bits depend on the thread count (spec section 9).
 - oneDNN on; SDPA forced to the math backend; on CUDA deterministic algorithms,
   ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, cuDNN deterministic, no benchmark, no TF32.
+
+Two pins decide only where memory lives, never a bit (``docs/spec-notes.md`` E1-E2,
+``tests/signature/test_memory_options.py``): ``sums`` (the float64 chunk sums on the device,
+or on the host, fed by asynchronous copies into pinned memory) and ``gradients`` (the 72
+hooked gradients of a chunk returned together, or streamed into the sums one tensor at a
+time during the backward pass). They are recorded like every pin, but :meth:`Pins.as_json`
+leaves them out at their defaults, so the record (and the digest) of the default pins is
+the one written before they existed.
 """
 
 from __future__ import annotations
@@ -67,6 +75,10 @@ _OWNED = (
 )
 
 
+#: The memory pins and their defaults: they change no bit, and the record leaves them out at these values.
+_MEMORY_DEFAULTS: dict[str, str] = {"sums": "device", "gradients": "together"}
+
+
 @dataclass(frozen=True)
 class Pins:
     """Everything that may change a signature's bits without changing its meaning."""
@@ -84,6 +96,11 @@ class Pins:
     cudnn_deterministic: bool = True
     cudnn_benchmark: bool = False
     tf32: bool = False
+    #: Where the float64 chunk sums live: ``device`` (beside the model) or ``host`` (CPU memory).
+    sums: Literal["device", "host"] = "device"
+    #: ``together``: one ``torch.autograd.grad`` returns all 72 gradients; ``streamed``: each is
+    #: added to its sum as soon as the backward pass produces it, then freed.
+    gradients: Literal["together", "streamed"] = "together"
 
     def __post_init__(self) -> None:
         if not (1 <= self.threads <= 256):
@@ -96,9 +113,18 @@ class Pins:
             raise ConfigError("on CUDA, deterministic algorithms and cuDNN determinism are required")
         if self.tf32 or self.cudnn_benchmark:
             raise ConfigError("TF32 and cuDNN benchmark change bits from run to run; both must be off")
+        if self.sums not in ("device", "host"):
+            raise ConfigError(f"sums must be 'device' or 'host', got {self.sums!r}")
+        if self.gradients not in ("together", "streamed"):
+            raise ConfigError(f"gradients must be 'together' or 'streamed', got {self.gradients!r}")
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every pin, but the memory pins (``sums``, ``gradients``) only where they differ from their defaults."""
+        doc = asdict(self)
+        for name, default in _MEMORY_DEFAULTS.items():
+            if doc[name] == default:
+                del doc[name]
+        return doc
 
     @property
     def digest(self) -> str:

@@ -26,6 +26,7 @@ from .methods import GRADSTATS, METHODS, SignatureMethod, get_method
 from .methods.gradstats import STATS
 
 __all__ = [
+    "MAX_CHUNK_BATCH",
     "METHOD",
     "MODEL_FILES",
     "STATS",
@@ -49,6 +50,9 @@ TENSORS: tuple[str, ...] = (
 
 #: Files of an audiocraft checkpoint directory whose digests define the model.
 MODEL_FILES: tuple[str, ...] = ("state_dict.bin", "compression_state_dict.bin")
+
+#: The most chunks one forward and backward pass may hold (``SignatureConfig.chunk_batch``).
+MAX_CHUNK_BATCH = 64
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -92,6 +96,10 @@ class SignatureConfig:
     resampler: Mapping[str, Any] = field(default_factory=lambda: dict(_RESAMPLER))
     #: Refusal limit of section 1.5; not part of the space (it changes no bits).
     max_seconds: float = 900.0
+    #: Full-length chunks of one song per forward and backward pass (1: one chunk at a time, the spec's
+    #: reading). More than 1 changes the bits (the chunks' gradients are then summed inside float32
+    #: matmuls), so it is part of the space, and only then (``docs/spec-notes.md`` E3).
+    chunk_batch: int = 1
 
     def __post_init__(self) -> None:
         for name, layers in (("layers_p", self.layers_p), ("layers_m", self.layers_m)):
@@ -116,6 +124,9 @@ class SignatureConfig:
         samples = self.chunk_seconds * self.sample_rate
         if abs(samples - round(samples)) > 1e-6:
             raise ConfigError("chunk_seconds * sample_rate must be a whole number of samples")
+        if not (isinstance(self.chunk_batch, int) and not isinstance(self.chunk_batch, bool)
+                and 1 <= self.chunk_batch <= MAX_CHUNK_BATCH):
+            raise ConfigError(f"chunk_batch must be a whole number in 1..{MAX_CHUNK_BATCH}, got {self.chunk_batch!r}")
         _check_resampler(self.resampler)
         object.__setattr__(self, "resampler", MappingProxyType(dict(self.resampler)))
 
@@ -133,8 +144,12 @@ class SignatureConfig:
         return int(round(self.max_seconds * self.sample_rate))
 
     def as_json(self) -> dict[str, Any]:
-        """The shared settings that define a space (sections 1-5: everything but ``max_seconds`` and the stats)."""
-        return {
+        """The shared settings that define a space (sections 1-5: everything but ``max_seconds`` and the stats).
+
+        ``chunk_batch`` is a member only when it is not 1, so the spaces of unbatched signatures are
+        those defined before batching existed.
+        """
+        doc: dict[str, Any] = {
             "layers": {"P": list(self.layers_p), "M": list(self.layers_m)},
             "tensors": list(self.tensors),
             "codebook_boosts": [float(w) for w in self.codebook_boosts],
@@ -144,6 +159,9 @@ class SignatureConfig:
             "sample_rate": int(self.sample_rate),
             "resampler": dict(self.resampler),
         }
+        if self.chunk_batch != 1:
+            doc["chunk_batch"] = int(self.chunk_batch)
+        return doc
 
     def space(self, model_digests: Mapping[str, str], method: SignatureMethod = GRADSTATS) -> SignatureSpace:
         return SignatureSpace.build(self, model_digests, method)

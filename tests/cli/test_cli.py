@@ -53,6 +53,25 @@ def test_signature_json_reads_back_the_golden_bits(method: str | None) -> None:
     assert out.stderr == ""  # no library noise
 
 
+def test_signature_memory_pins_keep_the_bits_and_chunk_batch_names_its_space() -> None:
+    from lumina_audit.signature.methods import GRADPROJ
+    from lumina_audit.signature.space import SignatureConfig
+
+    gf = golden.read(GOLDEN)
+    path, exp = gf.expected_for("lumina-gradproj-v1")[1]  # one chunk: a batch of one, the unbatched bits
+    out = cli("signature", "--model", str(TINY), "--digests", str(DIGESTS), str(path), "--json", "--sums", "host",
+              "--gradients=streamed", "--chunk-batch", "2")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["signature_space_sha256"] == SignatureConfig(chunk_batch=2).space(gf.digests, GRADPROJ).digest
+    assert doc["signature_space_sha256"] != gf.spaces["lumina-gradproj-v1"]
+    result = doc["results"][0]
+    assert result["chunks"] == exp.chunks == 1
+    assert np.asarray(result["p"], np.float64).astype(np.float32).tobytes() == exp.p.tobytes()
+    bad = cli("signature", "--model", str(TINY), "--digests", str(DIGESTS), str(path), "--sums", "gpu")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: sums must be 'device' or 'host'")
+
+
 def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     """name -> (arguments, expected message fragment)."""
     good = str(GOLDEN / "clips" / "d_mono32k_float.wav")

@@ -119,3 +119,57 @@ def test_v2_signature_settings_refused_with_line(tmp_path: Path, text: str, need
     if needle is not None:
         pattern = pattern.replace("{n}", str(line_of(text, needle)))
     refused(tmp_path, text, pattern)
+
+
+# ------------------------------------------------ settings added to v2 later: chunk_batch, the memory pins
+
+# Digests of the v2 manifests above by the code of commit 3dc861a, before these settings existed.
+V2_DIGESTS = {
+    "Extract": "68977554390fb00b409af91058e2e721244fda74fdebc36af7b51996fb877509",
+    "Calibrate": "5416fa601af650a1b95b84f2a60c022c88781d41a3f0d139c0d9d6bfe9ffd9d9",
+    "Attribute": "641760988483437d37a6e8be503f247e51b53b0e7cca01898223d7281d452128",
+}
+
+
+@pytest.mark.parametrize(("kind", "text"), [("Extract", EXTRACT), ("Calibrate", CALIBRATE), ("Attribute", ATTRIBUTE)])
+def test_v2_manifests_signed_before_the_new_settings_keep_their_digest(tmp_path: Path, kind: str, text: str) -> None:
+    loaded = load_manifest(write(tmp_path, text))
+    assert loaded.digest == V2_DIGESTS[kind]
+    doc = json.loads(loaded.canonical_json)
+    assert "chunk_batch" not in doc["signature"] and not {"sums", "gradients"} & set(doc["pins"])
+    pins, config = loaded.pins(), loaded.config()
+    assert (pins.sums, pins.gradients, config.chunk_batch) == ("device", "together", 1)
+    explicit = text + "pins: {sums: device, gradients: together}\nsignature: {chunk_batch: 1}\n"
+    assert load_manifest(write(tmp_path, explicit, "explicit.yaml")).digest == V2_DIGESTS[kind]
+
+
+def test_v2_memory_pins_and_chunk_batch_are_read_and_covered(tmp_path: Path) -> None:
+    base = load_manifest(write(tmp_path, EXTRACT))
+    memory = load_manifest(write(tmp_path, EXTRACT + "pins: {device: cuda, sums: host, gradients: streamed}\n",
+                                 "memory.yaml"))
+    pins = memory.pins()
+    assert (pins.device, pins.sums, pins.gradients) == ("cuda", "host", "streamed")
+    assert json.loads(memory.canonical_json)["pins"]["sums"] == "host" and memory.digest != base.digest
+    # the memory pins change no bit: the signature spaces are those of the default pins
+    assert [s.digest for s in memory.spaces()] == [s.digest for s in base.spaces()]
+    batched = load_manifest(write(tmp_path, EXTRACT + "signature: {chunk_batch: 4}\n", "batched.yaml"))
+    assert batched.config().chunk_batch == 4 and json.loads(batched.canonical_json)["signature"]["chunk_batch"] == 4
+    assert batched.digest != base.digest
+    # batching changes bits: every method's space differs, and names the batch
+    for plain, other in zip(base.spaces(), batched.spaces(), strict=True):
+        assert plain.digest != other.digest and other.as_dict()["chunk_batch"] == 4
+
+
+@pytest.mark.parametrize(("text", "needle", "pattern"), [
+    (V1_CALIBRATE + "pins: {sums: host}\n", "sums", r":{n}: unknown key 'sums' in pins"),
+    (V1_CALIBRATE.replace("calibration:\n  k", "signature: {chunk_batch: 2}\ncalibration:\n  k"), "chunk_batch",
+     r":{n}: unknown key 'chunk_batch' in signature"),
+    (EXTRACT + "pins: {sums: gpu}\n", "sums", r":{n}: pins\.sums: Input should be 'device' or 'host'"),
+    (EXTRACT + "pins: {gradients: lazy}\n", "gradients", r":{n}: pins\.gradients: Input should be 'together' or"),
+    (EXTRACT + "signature: {chunk_batch: 0}\n", "chunk_batch", r":{n}: signature\.chunk_batch: .*greater than"),
+    (EXTRACT + "signature: {chunk_batch: 65}\n", "chunk_batch", r":{n}: signature\.chunk_batch: .*less than or equal"),
+    (EXTRACT + "signature: {chunk_batch: 2.0}\n", "chunk_batch", r":{n}: signature\.chunk_batch: .*integer"),
+])
+def test_new_settings_refused_with_line(tmp_path: Path, text: str, needle: str, pattern: str) -> None:
+    (tmp_path / "audio" / "controls").mkdir(parents=True, exist_ok=True)
+    refused(tmp_path, text, pattern.replace("{n}", str(line_of(text, needle))))

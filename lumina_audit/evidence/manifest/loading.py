@@ -208,8 +208,10 @@ def resolve_inputs(loaded: LoadedManifest, field_name: str | None = None) -> lis
         if target.is_dir():
             labels = (getattr(spec, "sources", None), getattr(spec, "transform", None))
             if spec.song_id is not None or spec.sha256 is not None or labels != (None, None):
-                raise _error(loaded.path, loaded.lines, loc, f"{spec.path!r} is a folder; song_id and sha256 "
-                             "(and a positive's sources and transform) are only allowed for files")
+                allowed = "song_id, sha256, sources and transform are" if field_name == "positives" else \
+                    "song_id and sha256 are"
+                raise _error(loaded.path, loaded.lines, loc, f"{spec.path!r} is a folder; {allowed} only allowed for "
+                             "files")
             try:
                 files = sorted((f for f in target.iterdir() if f.suffix.lower() in extensions and f.is_file()),
                                key=lambda f: f.name)

@@ -2,33 +2,36 @@
 
 A manifest says exactly what a run does: which model (by digest), which signature settings
 and numerical pins, which inputs, where outputs and the ledger go. Defaults are written out
-in the canonical JSON, so the digest covers them. Outputs and the ledger must stay inside the
-manifest's folder.
+in the canonical JSON, so the digest covers them (but for the settings added to version 2
+later, written only where they are not their defaults: :mod:`.settings`). Outputs and the
+ledger must stay inside the manifest's folder. Field types: :mod:`.fields`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
+    model_serializer,
     model_validator,
 )
 
 from ..._internal.urls import timestamp_url_problem
-from ...errors import ConfigError
-from ...signature.methods.gradstats import STATS
-from ...signature.pins import Pins
-from ...signature.space import METHOD, TENSORS, SignatureConfig
-from .reader import Loc, ManifestError
+from ...signature.space import METHOD
+from .fields import FrozenList, Hex64, InsidePath, PathText, StrictModel, matching
+from .settings import (
+    ExtractSignatureSettings,
+    PinsSettings,
+    PinsSettingsV2,
+    SignatureSettings,
+    UseSignatureSettings,
+    without_defaults,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -51,6 +54,8 @@ __all__ = [
     "InputSpec",
     "PositiveSpec",
     "Manifest",
+    "PinsSettings",
+    "PinsSettingsV2",
     "SignatureSettings",
     "UseSignatureSettings",
 ]
@@ -60,43 +65,6 @@ SEED = 422024
 
 DEFAULT_INPUT_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
 
-_Item = TypeVar("_Item")
-
-
-def _as_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-#: A YAML list held as an immutable tuple (dumped as a JSON list).
-FrozenList = Annotated[tuple[_Item, ...], BeforeValidator(_as_tuple)]
-
-
-def _matching(regex: str, message: str) -> AfterValidator:
-    """A validator that accepts a string matching ``regex`` whole; ``message`` may name ``{value!r}``."""
-    pattern = re.compile(regex)
-
-    def check(value: str) -> str:
-        if not pattern.fullmatch(value):
-            raise ValueError(message.format(value=value))
-        return value
-
-    return AfterValidator(check)
-
-
-def _path_text(value: str) -> str:
-    if not value or any(ord(c) < 32 for c in value):
-        raise ValueError("must be a non-empty path without control characters")
-    return value
-
-
-def _inside(value: str) -> str:
-    """Relative, no '..': outputs and ledgers stay inside the manifest's folder."""
-    if PurePosixPath(value).is_absolute() or value.startswith("\\"):
-        raise ValueError(f"{value!r} must be a relative path (inside the manifest's folder)")
-    if ".." in PurePosixPath(value).parts:
-        raise ValueError(f"{value!r} must not contain '..'")
-    return value
-
 
 def _seed(value: int) -> int:
     if value != SEED:
@@ -104,28 +72,17 @@ def _seed(value: int) -> int:
     return value
 
 
-Hex64 = Annotated[str, _matching(r"[0-9a-f]{64}", "must be 64 lowercase hex digits (a SHA-256)")]
-
-PathText = Annotated[str, AfterValidator(_path_text)]
-
-InsidePath = Annotated[str, AfterValidator(_path_text), AfterValidator(_inside)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
-class Metadata(_Model):
-    name: Annotated[str, _matching(r"[A-Za-z0-9._-]{1,100}", "must be 1-100 characters of A-Z a-z 0-9 . _ -")]
+class Metadata(StrictModel):
+    name: Annotated[str, matching(r"[A-Za-z0-9._-]{1,100}", "must be 1-100 characters of A-Z a-z 0-9 . _ -")]
     description: str = ""
 
 
-class ModelDigests(_Model):
+class ModelDigests(StrictModel):
     state_dict: Hex64 = Field(alias="state_dict.bin")
     compression_state_dict: Hex64 = Field(alias="compression_state_dict.bin")
 
 
-class ModelSpec(_Model):
+class ModelSpec(StrictModel):
     directory: PathText
     sha256: ModelDigests
 
@@ -134,133 +91,7 @@ class ModelSpec(_Model):
         return {"state_dict.bin": d.state_dict, "compression_state_dict.bin": d.compression_state_dict}
 
 
-class Layers(_Model):
-    P: FrozenList[int] = (42, 43, 44, 45, 46, 47)
-    M: FrozenList[int] = (12, 13, 14, 15, 16, 17)
-
-
-class Resampler(_Model):
-    function: str = "torchaudio.functional.resample"
-    lowpass_filter_width: int = 6
-    rolloff: float = 0.99
-    resampling_method: str = "sinc_interp_hann"
-
-_SIG_FIELDS: dict[str, Loc] = {"layers_p": ("layers", "P"), "layers_m": ("layers", "M")}
-
-
-def _config_error(exc: ConfigError, what: str, section: str, fields: Mapping[str, Loc]) -> ManifestError:
-    """A ConfigError as a ManifestError located at the field its message names first."""
-    found = re.search(r"\b(" + "|".join(map(re.escape, fields)) + r")\b", exc.message)
-    key_path = (section, *fields[found.group(1)]) if found else (section,)
-    return ManifestError(f"invalid {what}: {exc.message}", key_path=key_path)
-
-
-class _SignatureCommon(_Model):
-    """Every setting of spec signature-v1 sections 1-7 but the method, with the spec's defaults."""
-
-    layers: Layers = Field(default_factory=Layers)
-    tensors: FrozenList[str] = TENSORS
-    stats: FrozenList[str] = STATS
-    codebook_boosts: FrozenList[float] = (0.4, 1.2, 1.3, 1.4)
-    conditioning: str = "null"
-    chunk_seconds: float = 10.0
-    min_chunk_seconds: float = 1.0
-    max_seconds: float = 900.0
-    sample_rate: int = 32000
-    resampler: Resampler = Field(default_factory=Resampler)
-
-    def to_config(self) -> SignatureConfig:
-        try:
-            return SignatureConfig(
-                layers_p=self.layers.P, layers_m=self.layers.M, tensors=self.tensors, stats=self.stats,
-                codebook_boosts=self.codebook_boosts, conditioning=self.conditioning,
-                chunk_seconds=self.chunk_seconds, min_chunk_seconds=self.min_chunk_seconds,
-                sample_rate=self.sample_rate, resampler=self.resampler.model_dump(), max_seconds=self.max_seconds)
-        except ConfigError as exc:
-            fields = {**{k: (k,) for k in type(self).model_fields}, **_SIG_FIELDS}
-            raise _config_error(exc, "signature settings", "signature", fields) from None
-
-
-class SignatureSettings(_SignatureCommon):
-    """``lumina-audit/v1``: the one method of that version, ``lumina-gradstats-v1``."""
-
-    method: Literal["lumina-gradstats-v1"] = "lumina-gradstats-v1"
-
-    def method_names(self) -> tuple[str, ...]:
-        return (self.method,)
-
-
-MethodName = Literal["lumina-gradproj-v1", "lumina-gradstats-v1"]
-
-
-def _distinct(value: tuple[str, ...]) -> tuple[str, ...]:
-    if len(set(value)) != len(value):
-        raise ValueError(f"each method at most once, got {list(value)}")
-    return value
-
-
-class ExtractSignatureSettings(_SignatureCommon):
-    """``lumina-audit/v2`` Extract: the methods whose signatures the store holds, the primary one first.
-
-    One forward and one backward pass per chunk serves all of them.
-    """
-
-    methods: Annotated[FrozenList[MethodName], Field(min_length=1), AfterValidator(_distinct)] = (
-        "lumina-gradproj-v1", "lumina-gradstats-v1")
-
-    def method_names(self) -> tuple[str, ...]:
-        return tuple(self.methods)
-
-
-class UseSignatureSettings(_SignatureCommon):
-    """``lumina-audit/v2`` Calibrate and Attribute: the one method the run compares (default gradproj)."""
-
-    method: MethodName = "lumina-gradproj-v1"
-
-    def method_names(self) -> tuple[str, ...]:
-        return (self.method,)
-
-
-#: The defaults of a manifest's pins are those of :class:`Pins`, read from one place.
-_PINS = Pins()
-
-
-class CudaPins(_Model):
-    deterministic_algorithms: bool = _PINS.cuda_deterministic
-    cublas_workspace_config: str = _PINS.cublas_workspace_config
-    cudnn_deterministic: bool = _PINS.cudnn_deterministic
-    cudnn_benchmark: bool = _PINS.cudnn_benchmark
-    tf32: bool = _PINS.tf32
-
-
-class PinsSettings(_Model):
-    """Every field of :class:`~lumina_audit.signature.pins.Pins`, with its defaults (CUDA ones nested)."""
-
-    device: Literal["cpu", "cuda"] = _PINS.device
-    dtype: Literal["float32"] = _PINS.dtype
-    threads: int = _PINS.threads
-    aten_cpu_capability: str | None = _PINS.aten_cpu_capability
-    onednn_max_cpu_isa: str | None = _PINS.onednn_max_cpu_isa
-    mkl_cbwr: str | None = _PINS.mkl_cbwr
-    onednn: bool = _PINS.onednn
-    sdpa_backend: Literal["math"] = _PINS.sdpa_backend
-    cuda: CudaPins = Field(default_factory=CudaPins)
-
-    def to_pins(self) -> Pins:
-        c = self.cuda
-        try:
-            return Pins(device=self.device, dtype=self.dtype, threads=self.threads,
-                        aten_cpu_capability=self.aten_cpu_capability, onednn_max_cpu_isa=self.onednn_max_cpu_isa,
-                        mkl_cbwr=self.mkl_cbwr, onednn=self.onednn, sdpa_backend=self.sdpa_backend,
-                        cuda_deterministic=c.deterministic_algorithms,
-                        cublas_workspace_config=c.cublas_workspace_config, cudnn_deterministic=c.cudnn_deterministic,
-                        cudnn_benchmark=c.cudnn_benchmark, tf32=c.tf32)
-        except ConfigError as exc:
-            fields = {k: (k,) for k in ("threads", "device", "dtype")} | {"CUDA": ("cuda",), "TF32": ("cuda",)}
-            raise _config_error(exc, "pins", "pins", fields) from None
-
-
-class _ManifestBase(_Model):
+class _ManifestBase(StrictModel):
     """What every kind of manifest has."""
 
     apiVersion: Literal["lumina-audit/v1"]
@@ -272,7 +103,7 @@ class _ManifestBase(_Model):
     ledger: InsidePath
 
 
-class InputSpec(_Model):
+class InputSpec(StrictModel):
     path: PathText
     sha256: Hex64 | None = None
     song_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
@@ -289,15 +120,15 @@ class PositiveSpec(InputSpec):
     """
 
     sources: Annotated[FrozenList[SongId], Field(min_length=1, max_length=2)] | None = None
-    transform: Annotated[str, _matching(r"[a-z0-9][a-z0-9+.-]{0,31}", "{value!r} is not a transform name like "
-                                        "'mp3-128k'")] | None = None
+    transform: Annotated[str, matching(r"[a-z0-9][a-z0-9+.-]{0,31}", "{value!r} is not a transform name like "
+                                       "'mp3-128k'")] | None = None
 
 
-class Outputs(_Model):
+class Outputs(StrictModel):
     store: InsidePath
 
 
-Extensions = FrozenList[Annotated[str, _matching(r"\.[A-Za-z0-9]{1,16}",
+Extensions = FrozenList[Annotated[str, matching(r"\.[A-Za-z0-9]{1,16}",
                                                 "{value!r} is not a file extension like '.wav'")]]
 
 
@@ -310,14 +141,14 @@ class ExtractManifest(_ManifestBase):
     outputs: Outputs
 
 
-class FileRef(_Model):
+class FileRef(StrictModel):
     """An existing file this run reads (a store, a calibration), optionally pinned by digest."""
 
     path: PathText
     sha256: Hex64 | None = None
 
 
-class CalibrationSettings(_Model):
+class CalibrationSettings(StrictModel):
     """Constants of attribution-v1 section 1."""
 
     method: Literal["lumina-attribution-v1"] = "lumina-attribution-v1"
@@ -325,7 +156,7 @@ class CalibrationSettings(_Model):
     min_controls: Annotated[int, Field(ge=2, le=100000)] = 10
 
 
-class CalibrateOutputs(_Model):
+class CalibrateOutputs(StrictModel):
     calibration: InsidePath
 
 
@@ -340,12 +171,12 @@ class CalibrateManifest(_ManifestBase):
     outputs: CalibrateOutputs
 
 
-class AttributionSettings(_Model):
+class AttributionSettings(StrictModel):
     method: Literal["lumina-attribution-v1"] = "lumina-attribution-v1"
     top_k: Annotated[int, Field(ge=1, le=10000)] = 10
 
 
-class AttributeOutputs(_Model):
+class AttributeOutputs(StrictModel):
     reports: InsidePath  #: a folder; one report per query, named after its song id
     certificates: InsidePath | None = None  #: a folder; one signed PDF per query, when ``certificates`` asks
 
@@ -357,7 +188,7 @@ def _tsa_url(value: str) -> str:
     return value
 
 
-class CertificateSigner(_Model):
+class CertificateSigner(StrictModel):
     """The X.509 signer of the PDFs: a key and certificate (PEM or DER), or a PKCS#12 bundle.
 
     ``cert_sha256`` pins which certificate signs (SHA-256 of its DER). The secret
@@ -370,7 +201,7 @@ class CertificateSigner(_Model):
     pkcs12: PathText | None = None
     chain: FrozenList[PathText] = ()
     cert_sha256: Hex64 | None = None
-    passphrase_env: Annotated[str, _matching(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "must be the name of an "
+    passphrase_env: Annotated[str, matching(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "must be the name of an "
                                              "environment variable (A-Z a-z 0-9 _)")] | None = None
 
     @model_validator(mode="after")
@@ -382,7 +213,7 @@ class CertificateSigner(_Model):
         return self
 
 
-class CertificateSettings(_Model):
+class CertificateSettings(StrictModel):
     """Certificates issued by an Attribute run, one per query (issue 5: "a manifest can ask for them")."""
 
     signer: CertificateSigner
@@ -408,6 +239,7 @@ class ExtractManifestV2(ExtractManifest):
 
     apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
     signature: ExtractSignatureSettings = Field(default_factory=ExtractSignatureSettings)  # type: ignore[assignment]
+    pins: PinsSettingsV2 = Field(default_factory=PinsSettingsV2)
 
 
 class CalibrateManifestV2(CalibrateManifest):
@@ -415,7 +247,13 @@ class CalibrateManifestV2(CalibrateManifest):
 
     apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
     signature: UseSignatureSettings = Field(default_factory=UseSignatureSettings)  # type: ignore[assignment]
+    pins: PinsSettingsV2 = Field(default_factory=PinsSettingsV2)
     positives: FrozenList[PositiveSpec] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """No positives: nothing in the canonical JSON, as before they existed (spec-notes E4)."""
+        return without_defaults(handler(self), {"positives": []})
 
 
 class AttributeManifestV2(AttributeManifest):
@@ -423,6 +261,7 @@ class AttributeManifestV2(AttributeManifest):
 
     apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
     signature: UseSignatureSettings = Field(default_factory=UseSignatureSettings)  # type: ignore[assignment]
+    pins: PinsSettingsV2 = Field(default_factory=PinsSettingsV2)
 
 
 #: Every kind of manifest (the version 2 kinds are subclasses of the version 1 ones).
