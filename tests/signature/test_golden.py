@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +38,39 @@ def test_golden_vectors_bitwise_in_process(session: Any) -> None:
     report = golden.check(gf, _all(session), _digests(session), session.environment())
     assert report.bottom_line, report
     assert len(report.clips) == 2 * len(gf.expected)
+
+
+def test_every_committed_checkpoint_has_golden_vectors_bitwise() -> None:
+    """The trained checkpoint loads through the digest-checked path and gives its own golden vectors bit for bit."""
+    from lumina_audit.signature.methods import get_method
+    from lumina_audit.signature.pins import Pins
+    from lumina_audit.signature.session import Session
+
+    names = golden.files(GOLDEN)
+    assert names[0] == "golden.json" and "golden-tiny-musicgen-trained.json" in names
+    models = {p.name for p in (GOLDEN / "models").iterdir() if p.is_dir()}
+    assert {golden.read(GOLDEN, n).model_dir.name for n in names} == models  # one golden file per checkpoint
+    gf = golden.read(GOLDEN, "golden-tiny-musicgen-trained.json")
+    trained = Session.open(gf.model_dir, gf.digests, Pins(), methods=[get_method(m) for m in gf.spaces])
+    assert trained.spaces.keys() == gf.spaces.keys()
+    report = golden.check(gf, _all(trained), _digests(trained), trained.environment())
+    assert report.bottom_line, report
+    random_gf = golden.read(GOLDEN)
+    assert set(gf.spaces.values()).isdisjoint(random_gf.spaces.values())  # another model, other spaces
+
+
+def test_the_trained_checkpoint_learned_something() -> None:
+    """Its committed training log describes these very files, and its held-out loss is far below chance."""
+    folder = GOLDEN / "models" / "tiny-musicgen-trained"
+    log = json.loads((folder / "training-log.json").read_text())
+    for name, digest in log["sha256"].items():  # the log is about the committed weights, not an earlier run
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    random_loss = log["committed_random_tiny_musicgen"]["validation"]
+    first, final = log["epochs"][0]["validation"], log["epochs"][-1]["validation"]
+    assert abs(log["log_2048"] - np.log(2048)) < 1e-12
+    assert first > log["log_2048"] and random_loss > log["log_2048"]  # untrained: worse than uniform
+    assert final < log["log_2048"] - 2.0 and final < random_loss - 2.0, (final, random_loss)
+    assert log["epochs"][-1]["step"] == log["training"]["steps"]
 
 
 @pytest.mark.parametrize("method", ["lumina-gradproj-v1", "lumina-gradstats-v1"])
@@ -134,5 +168,6 @@ def test_golden_check_under_hostile_caller_environments() -> None:
     for row, out in results:
         assert out.returncode == 0, (row, out.stdout[-2000:], out.stderr[-2000:])
         doc = json.loads(out.stdout)
-        assert doc["bottom_line"] is True and len(doc["clips"]) == 10, row  # 5 clips x 2 methods
+        expected = sum(2 * len(golden.read(GOLDEN, n).expected) for n in golden.files(GOLDEN))
+        assert doc["bottom_line"] is True and len(doc["clips"]) == expected == 20, row  # 2 checkpoints x 5 x 2
         assert all(c["equal"] for c in doc["clips"])
