@@ -119,3 +119,21 @@ def test_v2_signature_settings_refused_with_line(tmp_path: Path, text: str, need
     if needle is not None:
         pattern = pattern.replace("{n}", str(line_of(text, needle)))
     refused(tmp_path, text, pattern)
+
+
+# ---------------------------------------------------------------- on_bad_input (issue 13)
+
+def test_v2_extract_writes_out_its_bad_input_policy(tmp_path: Path) -> None:
+    stop = load_manifest(write(tmp_path, EXTRACT))
+    assert json.loads(stop.canonical_json)["on_bad_input"] == "stop"
+    skip = load_manifest(write(tmp_path, EXTRACT + "on_bad_input: skip\n", "skip.yaml"))
+    assert json.loads(skip.canonical_json)["on_bad_input"] == "skip" and skip.digest != stop.digest
+    text = EXTRACT + "on_bad_input: ignore\n"
+    refused(tmp_path, text, rf":{line_of(text, 'on_bad_input')}: on_bad_input: Input should be 'stop' or 'skip'")
+
+
+def test_on_bad_input_is_unknown_to_version_1_and_to_other_kinds(tmp_path: Path) -> None:
+    v1 = EXTRACT.replace("lumina-audit/v2", "lumina-audit/v1") + "on_bad_input: skip\n"
+    refused(tmp_path, v1, rf":{line_of(v1, 'on_bad_input')}: unknown key 'on_bad_input' in the manifest")
+    text = CALIBRATE + "on_bad_input: skip\n"
+    refused(tmp_path, text, rf":{line_of(text, 'on_bad_input')}: unknown key 'on_bad_input' in the manifest")

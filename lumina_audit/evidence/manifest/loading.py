@@ -23,7 +23,15 @@ from pydantic import (
 from ...signature.methods import SignatureMethod, get_method
 from ...signature.pins import Pins
 from ...signature.space import SignatureConfig, SignatureSpace
-from .models import ADAPTERS, API_V1, API_VERSIONS, KINDS, AttributeManifest, InputSpec, Manifest
+from .models import (
+    ADAPTERS,
+    API_V1,
+    API_VERSIONS,
+    KINDS,
+    AttributeManifest,
+    InputSpec,
+    Manifest,
+)
 from .reader import Loc, ManifestError, _read_yaml
 
 __all__ = ["LoadedManifest", "ResolvedInput", "load_manifest", "resolve_inputs"]
@@ -187,10 +195,13 @@ class ResolvedInput:
     expected_sha256: str | None
 
 
-def resolve_inputs(loaded: LoadedManifest) -> list[ResolvedInput]:
+def resolve_inputs(loaded: LoadedManifest, *, allow_missing: bool = False) -> list[ResolvedInput]:
     """Input files in manifest order; a folder gives its files with the listed extensions, by name, non-recursive.
 
     A file's song id is the manifest's ``song_id`` or the file name without its extension.
+    A listed file that does not exist is refused, or with ``allow_missing`` kept in the list
+    for the caller to report (an Extract under ``on_bad_input: skip``); a missing folder is
+    always refused.
     """
     m = loaded.manifest
     field_name = {"Extract": "inputs", "Calibrate": "controls", "Attribute": "queries"}[m.kind]
@@ -214,7 +225,7 @@ def resolve_inputs(loaded: LoadedManifest) -> list[ResolvedInput]:
                 raise _error(loaded.path, loaded.lines, loc, f"folder {spec.path!r} holds no file with an extension "
                              f"in {', '.join(m.input_extensions)}")
             result += [ResolvedInput(f, f.stem, None) for f in files]
-        elif target.is_file():
+        elif target.is_file() or (allow_missing and not target.exists() and not spec.path.endswith("/")):
             result.append(ResolvedInput(target, spec.song_id or target.stem, spec.sha256))
         else:
             raise _error(loaded.path, loaded.lines, loc, f"input {spec.path!r} not found ({target})")

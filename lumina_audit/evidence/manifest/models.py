@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+from typing import Annotated, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     TypeAdapter,
     model_validator,
@@ -28,6 +24,10 @@ from ...errors import ConfigError
 from ...signature.methods.gradstats import STATS
 from ...signature.pins import Pins
 from ...signature.space import METHOD, TENSORS, SignatureConfig
+from .execution import BadInputPolicy
+from .fields import FrozenList, Hex64, InsidePath, PathText
+from .fields import StrictModel as _Model
+from .fields import matching as _matching
 from .reader import Loc, ManifestError
 
 __all__ = [
@@ -59,59 +59,10 @@ SEED = 422024
 
 DEFAULT_INPUT_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
 
-_Item = TypeVar("_Item")
-
-
-def _as_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-#: A YAML list held as an immutable tuple (dumped as a JSON list).
-FrozenList = Annotated[tuple[_Item, ...], BeforeValidator(_as_tuple)]
-
-
-def _matching(regex: str, message: str) -> AfterValidator:
-    """A validator that accepts a string matching ``regex`` whole; ``message`` may name ``{value!r}``."""
-    pattern = re.compile(regex)
-
-    def check(value: str) -> str:
-        if not pattern.fullmatch(value):
-            raise ValueError(message.format(value=value))
-        return value
-
-    return AfterValidator(check)
-
-
-def _path_text(value: str) -> str:
-    if not value or any(ord(c) < 32 for c in value):
-        raise ValueError("must be a non-empty path without control characters")
-    return value
-
-
-def _inside(value: str) -> str:
-    """Relative, no '..': outputs and ledgers stay inside the manifest's folder."""
-    if PurePosixPath(value).is_absolute() or value.startswith("\\"):
-        raise ValueError(f"{value!r} must be a relative path (inside the manifest's folder)")
-    if ".." in PurePosixPath(value).parts:
-        raise ValueError(f"{value!r} must not contain '..'")
-    return value
-
-
 def _seed(value: int) -> int:
     if value != SEED:
         raise ValueError(f"must be {SEED} for {METHOD} (the spec's seed), got {value}")
     return value
-
-
-Hex64 = Annotated[str, _matching(r"[0-9a-f]{64}", "must be 64 lowercase hex digits (a SHA-256)")]
-
-PathText = Annotated[str, AfterValidator(_path_text)]
-
-InsidePath = Annotated[str, AfterValidator(_path_text), AfterValidator(_inside)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Metadata(_Model):
@@ -388,10 +339,15 @@ class AttributeManifest(_ManifestBase):
 
 
 class ExtractManifestV2(ExtractManifest):
-    """``lumina-audit/v2``: audio files -> a version 2 store holding every method named."""
+    """``lumina-audit/v2``: audio files -> a version 2 store holding every method named.
+
+    ``on_bad_input`` (:mod:`.execution`) exists in version 2 only, so a
+    version 1 manifest keeps its canonical JSON and digest.
+    """
 
     apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
     signature: ExtractSignatureSettings = Field(default_factory=ExtractSignatureSettings)  # type: ignore[assignment]
+    on_bad_input: BadInputPolicy = "stop"
 
 
 class CalibrateManifestV2(CalibrateManifest):
