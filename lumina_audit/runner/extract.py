@@ -215,9 +215,15 @@ class _Collector:
 
 
 def _engine(loaded: LoadedManifest) -> Any:
-    m = loaded.manifest
-    return LocalEngine(str(loaded.model_dir), m.model.digests(), loaded.pins(), loaded.config(),
-                       [x.name for x in loaded.methods()])
+    """The manifest's engine: :class:`~.compute.LocalEngine`, or :class:`~.cluster.RayEngine` (``lumina-audit/v2``)."""
+    m, pins, config = loaded.manifest, loaded.pins(), loaded.config()
+    args = (str(loaded.model_dir), m.model.digests(), pins, config, [x.name for x in loaded.methods()])
+    execution = getattr(m, "execution", None)
+    if execution is None or execution.engine == "local":
+        return LocalEngine(*args)
+    from .cluster import RayEngine
+
+    return RayEngine(execution.workers, execution.address, execution.resources.cpus, execution.resources.gpus, *args)
 
 
 def plan(ctx: Context) -> Plan:
@@ -261,7 +267,7 @@ def plan(ctx: Context) -> Plan:
         songs_of.setdefault(e.worker, []).append(e.index)
     workers = {**checked.journal_workers, **collector.workers}
     execution = {
-        "engine": "local",
+        "engine": getattr(getattr(loaded.manifest, "execution", None), "engine", "local"),
         "workers": [{**info, "songs": songs_of.get(wid, [])} for wid, info in sorted(workers.items())],
         "resumed": len(checked.kept), "recomputed": checked.dropped,
         "retries": [{"song": i, "worker": w} for i, w in getattr(engine, "retries", [])],

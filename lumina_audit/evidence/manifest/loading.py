@@ -23,12 +23,14 @@ from pydantic import (
 from ...signature.methods import SignatureMethod, get_method
 from ...signature.pins import Pins
 from ...signature.space import SignatureConfig, SignatureSpace
+from .execution import resources_problem
 from .models import (
     ADAPTERS,
     API_V1,
     API_VERSIONS,
     KINDS,
     AttributeManifest,
+    ExtractManifestV2,
     InputSpec,
     Manifest,
 )
@@ -178,6 +180,9 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:
         manifest.pins.to_pins()
     except ManifestError as exc:
         raise _error(source, lines, exc.key_path, exc.message) from None
+    if isinstance(manifest, ExtractManifestV2) and (problem := resources_problem(manifest.execution,
+                                                                                 manifest.pins)) is not None:
+        raise _error(source, lines, *problem)
     try:
         canonical = rfc8785.dumps(manifest.model_dump(mode="json", by_alias=True))
     except rfc8785.CanonicalizationError as exc:

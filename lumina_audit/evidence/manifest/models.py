@@ -24,7 +24,7 @@ from ...errors import ConfigError
 from ...signature.methods.gradstats import STATS
 from ...signature.pins import Pins
 from ...signature.space import METHOD, TENSORS, SignatureConfig
-from .execution import BadInputPolicy
+from .execution import BadInputPolicy, ExecutionSettings
 from .fields import FrozenList, Hex64, InsidePath, PathText
 from .fields import StrictModel as _Model
 from .fields import matching as _matching
@@ -44,6 +44,7 @@ __all__ = [
     "CalibrateManifestV2",
     "CertificateSettings",
     "CertificateSigner",
+    "ExecutionSettings",
     "ExtractManifest",
     "ExtractManifestV2",
     "ExtractSignatureSettings",
@@ -341,13 +342,14 @@ class AttributeManifest(_ManifestBase):
 class ExtractManifestV2(ExtractManifest):
     """``lumina-audit/v2``: audio files -> a version 2 store holding every method named.
 
-    ``on_bad_input`` (:mod:`.execution`) exists in version 2 only, so a
+    ``on_bad_input`` and ``execution`` (:mod:`.execution`) exist in version 2 only, so a
     version 1 manifest keeps its canonical JSON and digest.
     """
 
     apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
     signature: ExtractSignatureSettings = Field(default_factory=ExtractSignatureSettings)  # type: ignore[assignment]
     on_bad_input: BadInputPolicy = "stop"
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
 
 class CalibrateManifestV2(CalibrateManifest):
