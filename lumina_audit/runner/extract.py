@@ -90,7 +90,7 @@ def read(loaded: LoadedManifest) -> Checked:
     jobs: list[Job] = []
     kept: dict[int, SongEntry] = {}
     bad: list[Skip] = []
-    dropped = 0
+    stale: list[int] = []
     for index, inp in enumerate(inputs):
         try:
             probe = probe_audio(inp.path, config, inp.expected_sha256, hash_file=index in journaled)
@@ -103,11 +103,10 @@ def read(loaded: LoadedManifest) -> Checked:
                     inp.song_id, str(inp.path), probe.file_size, probe.file_sha256):
                 kept[index] = entry
                 continue
-            journal.drop(index)  # computed from another file than the one there now
-            dropped += 1
+            stale.append(index)  # computed from another file than the one there now
         jobs.append(Job(index, str(inp.path), inp.song_id, inp.expected_sha256))
     if bad and policy == "stop":
-        _refuse_bad(bad, loaded)
+        _refuse_bad(bad, loaded)  # before anything changes, the journal included
     if not jobs and not kept:
         raise RunError(f"every one of the {len(inputs)} input(s) is bad; there is nothing to store",
                        hint=bad[0].reason if bad else None)
@@ -116,7 +115,9 @@ def read(loaded: LoadedManifest) -> Checked:
         if entry.worker not in workers:
             raise RunError(f"{journal.path}: song {entry.index} names worker {entry.worker}, which the journal does "
                            "not hold", hint=f"remove the journal ({journal.path}) to compute every song again")
-    return Checked(inputs, jobs, kept, bad, journal, workers, dropped, policy, spaces)
+    for index in stale:
+        journal.drop(index)
+    return Checked(inputs, jobs, kept, bad, journal, workers, len(stale), policy, spaces)
 
 
 class _Collector:

@@ -190,15 +190,33 @@ def test_a_bad_input_stops_the_run_with_one_line_and_nothing_written(world: Worl
     assert sorted(p.name for p in manifest.parent.iterdir()) == ["extract.yaml", "extract.yaml.sig"]
 
 
-def test_a_body_that_does_not_decode_stops_the_run_mid_way(world: World,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    manifest = signed(world, "stop-body", manifest_text("body", _inputs(world, [("{root}/bad/truncated.flac", None)])))
-    code, _, err = _cli(capsys, "run", str(manifest), "--trust", str(world.trust), "--key", str(world.root / "op.key"))
+def test_a_body_that_does_not_decode_stops_the_run_mid_way_and_a_fixed_run_resumes(
+        world: World, capsys: pytest.CaptureFixture[str], session: Any) -> None:
+    folder = world.root / "stop-body"
+    (folder / "audio").mkdir(parents=True)
+    a, b, c = folder / "audio" / "a.wav", folder / "audio" / "b.flac", folder / "audio" / "c.wav"
+    a.write_bytes(world.catalog[0].read_bytes())
+    b.write_bytes((world.root / "bad" / "truncated.flac").read_bytes())
+    c.write_bytes(world.catalog[1].read_bytes())
+    (folder / "extract.yaml").write_text(manifest_text("body", "\n".join(f"  - path: {p}" for p in (a, b, c))))
+    sign_manifest(folder / "extract.yaml", world.key)
+    args = ("run", str(folder / "extract.yaml"), "--trust", str(world.trust), "--key", str(world.root / "op.key"))
+    code, _, err = _cli(capsys, *args)
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 2 and "truncated.flac: cannot decode audio" in lines[0], err
+    assert code == 2 and len(lines) == 2 and "b.flac: cannot decode audio" in lines[0], err
     assert "1 song(s) computed so far are kept in the journal" in lines[1]
-    assert not (manifest.parent / "out" / "c.h5").exists()
-    assert Ledger.open(manifest.parent / "ledger").records() == ()
+    assert not (folder / "out" / "c.h5").exists() and Ledger.open(folder / "ledger").records() == ()
+    journal = journal_path(folder / "out" / "c.h5")
+    assert sorted(p.name for p in (journal / "songs").iterdir()) == ["00000000.json"]
+    b.write_bytes((world.root / "bad" / "whole.flac").read_bytes())  # the input fixed ...
+    a.write_bytes(world.catalog[2].read_bytes())  # ... and the journaled one changed since
+    code, _, err = _cli(capsys, *args)
+    assert code == 0, err
+    execution = _record(folder)["execution"]
+    assert (execution["resumed"], execution["recomputed"]) == (0, 1)  # a.wav computed again, from its new bytes
+    sigs = [s for _, s in session.all_signatures([a, b, c])]
+    create_or_append_multi(folder / "expected.h5", [session.spaces[m.name] for m in session.methods], sigs)
+    assert (folder / "out" / "c.h5").read_bytes() == (folder / "expected.h5").read_bytes()
 
 
 def test_bad_inputs_are_skipped_and_listed_under_skip(world: World, capsys: pytest.CaptureFixture[str]) -> None:
