@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
-__all__ = ["fsync_dir", "write_new"]
+__all__ = ["fsync_dir", "write_atomic", "write_new"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -35,4 +36,19 @@ def write_new(path: Path, data: bytes, mode: int = 0o644) -> None:
         path.unlink(missing_ok=True)
         raise
     os.close(fd)
+    fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Put ``data`` at ``path`` whole or not at all: a temporary file beside it (``.NAME.RANDOM.tmp``), written
+    and fsynced, renamed over ``path``, then the folder fsynced. A crash leaves the old file or the new one,
+    and at worst a temporary file that a reader can recognise by its name and remove.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    write_new(tmp, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)

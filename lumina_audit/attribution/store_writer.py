@@ -6,7 +6,10 @@ inputs in the same order give a byte-identical file, however they were batched.
 
 - :func:`create_or_append`: one signature space, format version 1 (what a
   ``lumina-audit/v1`` Extract manifest writes, so that it re-runs to the same bytes);
-- :func:`create_or_append_multi`: several methods, each in its own space, format version 2.
+- :func:`create_or_append_multi`: several methods, each in its own space, format version 2;
+- :func:`write_streamed`: a new store of either version whose vectors are read a block of
+  songs at a time (an Extract run writes its store from its journal so), byte for byte the
+  file the two above write for the same songs.
 
 Both refuse duplicate song ids and duplicate PCM hashes, and an existing store of other
 signature spaces; a refused or failed call leaves an existing store byte for byte unchanged.
@@ -18,7 +21,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +36,15 @@ from ..signature.result import Signature
 from ..signature.space import SignatureSpace
 from .store import FORMAT, VECTORS, StoreInfo, StrPath, header, open_h5, read_meta
 
-__all__ = ["StoreSummary", "create_or_append", "create_or_append_multi"]
+__all__ = ["STREAM_ROWS", "StoreRows", "StoreSummary", "create_or_append", "create_or_append_multi", "method_group",
+           "write_head", "write_streamed"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _LIBVER = ("v110", "v110")
 #: Rows copied per read when an append carries old vectors into the new file.
 _COPY_ROWS = 65536
+#: Songs per block of :func:`write_streamed`: 16 songs of two methods are 166 kB of vectors.
+STREAM_ROWS = 16
 
 Meta = tuple[list[str], list[str], list[str], list[int]]
 
@@ -133,30 +139,11 @@ def _write_temp(target: Path, version: int, spaces: Sequence[SignatureSpace], me
         file_hashes = [*old_files, *(s.file_sha256 for s in first)]
         pcm_hashes = [*old_pcms, *(s.pcm_sha256 for s in first)]
         chunks = [*old_chunks, *(int(s.chunks) for s in first)]
-        methods = [str(s.as_dict()["method"]) for s in spaces]
         with h5py.File(tmp, "w", libver=_LIBVER, track_order=True) as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["version"] = np.int64(version)
-            if version == 1:
-                f.attrs["method"] = methods[0]
-                f.attrs["signature_space"] = spaces[0].canonical_json.decode("utf-8")
-                f.attrs["signature_space_sha256"] = spaces[0].digest
-            else:
-                f.attrs["methods"] = rfc8785.dumps(methods).decode("utf-8")
-            f.create_dataset("song_ids", data=np.array(ids, dtype=object).reshape(-1),
-                             dtype=h5py.string_dtype("utf-8"), track_times=False)
-            for key, column in (("file_sha256", file_hashes), ("pcm_sha256", pcm_hashes)):
-                data = np.array([h.encode("ascii") for h in column], dtype="S64").reshape(-1)
-                f.create_dataset(key, data=data, track_times=False)
-            f.create_dataset("chunks", data=np.array(chunks, dtype="<i8").reshape(-1), track_times=False)
-            for method, space, sigs in zip(methods, spaces, by_space, strict=True):
+            write_head(f, version, spaces, (ids, file_hashes, pcm_hashes, chunks))
+            for space, sigs in zip(spaces, by_space, strict=True):
                 prefix = src_info.group(space.digest) if src_info is not None else ""
-                dst = f
-                if version != 1:
-                    dst = f.create_group(method, track_order=True)
-                    dst.attrs["signature_space"] = space.canonical_json.decode("utf-8")
-                    dst.attrs["signature_space_sha256"] = space.digest
-                _write_vectors(dst, src, n_old, sigs, space.method.dim, prefix)
+                _write_vectors(method_group(f, version, space), src, n_old, sigs, space.method.dim, prefix)
         mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
         os.chmod(tmp, mode)
         _fsync_path(tmp)
@@ -166,6 +153,36 @@ def _write_temp(target: Path, version: int, spaces: Sequence[SignatureSpace], me
             raise StoreError(f"{target}: cannot write store ({exc})") from None
         raise
     return tmp
+
+
+def write_head(f: Any, version: int, spaces: Sequence[SignatureSpace], meta: Meta) -> None:
+    """The root attributes and the per-song datasets (ids, hashes, chunks) of a new store, in their order."""
+    ids, file_hashes, pcm_hashes, chunks = meta
+    methods = [str(s.as_dict()["method"]) for s in spaces]
+    f.attrs["format"] = FORMAT
+    f.attrs["version"] = np.int64(version)
+    if version == 1:
+        f.attrs["method"] = methods[0]
+        f.attrs["signature_space"] = spaces[0].canonical_json.decode("utf-8")
+        f.attrs["signature_space_sha256"] = spaces[0].digest
+    else:
+        f.attrs["methods"] = rfc8785.dumps(methods).decode("utf-8")
+    f.create_dataset("song_ids", data=np.array(ids, dtype=object).reshape(-1),
+                     dtype=h5py.string_dtype("utf-8"), track_times=False)
+    for key, column in (("file_sha256", file_hashes), ("pcm_sha256", pcm_hashes)):
+        data = np.array([h.encode("ascii") for h in column], dtype="S64").reshape(-1)
+        f.create_dataset(key, data=data, track_times=False)
+    f.create_dataset("chunks", data=np.array(chunks, dtype="<i8").reshape(-1), track_times=False)
+
+
+def method_group(f: Any, version: int, space: SignatureSpace) -> Any:
+    """Where a method's vectors go: the root (version 1) or a new group named by the method (version 2)."""
+    if version == 1:
+        return f
+    group = f.create_group(str(space.as_dict()["method"]), track_order=True)
+    group.attrs["signature_space"] = space.canonical_json.decode("utf-8")
+    group.attrs["signature_space_sha256"] = space.digest
+    return group
 
 
 def _write(target: Path, version: int, spaces: Sequence[SignatureSpace],
@@ -243,3 +260,102 @@ def create_or_append_multi(path: StrPath, spaces: Sequence[SignatureSpace],
         if len(ids) != 1:
             raise StoreError(f"{target}: song {k}: its methods' signatures name different songs")
     return _write(target, 2, list(spaces), by_space)
+
+
+@dataclass(frozen=True)
+class StoreRows:
+    """The per-song columns of a store to write, in store order: N ids, file and PCM SHA-256 (hex), chunk counts."""
+
+    song_ids: Sequence[str]
+    file_sha256: Sequence[str]
+    pcm_sha256: Sequence[str]
+    chunks: Sequence[int]
+
+
+#: ``read_block(start, stop)``: songs ``start`` to ``stop - 1``, each its methods' signatures by method name.
+BlockReader = Callable[[int, int], Sequence[Mapping[str, Signature]]]
+
+
+def _block_columns(target: Path, methods: Sequence[str], spaces: Sequence[SignatureSpace], rows: StoreRows,
+                   start: int, block: Sequence[Mapping[str, Signature]], stop: int) -> list[list[Signature]]:
+    if len(block) != stop - start:
+        raise StoreError(f"{target}: rows {start}-{stop - 1}: got {len(block)} songs")
+    columns = []
+    for method, space in zip(methods, spaces, strict=True):
+        column = []
+        for k, song in enumerate(block):
+            if not isinstance(song, Mapping) or set(song) != set(methods):
+                raise StoreError(f"{target}: song {start + k} must carry exactly the methods {list(methods)}")
+            sig = song[method]
+            want = (rows.song_ids[start + k], rows.file_sha256[start + k], rows.pcm_sha256[start + k],
+                    int(rows.chunks[start + k]))
+            if (getattr(sig, "song_id", None), getattr(sig, "file_sha256", None), getattr(sig, "pcm_sha256", None),
+                    getattr(sig, "chunks", None)) != want:
+                raise StoreError(f"{target}: song {start + k}: its {method} signature names another song than row "
+                                 f"{start + k} ({want[0]!r})")
+            column.append(sig)
+        _check_batch(target, column, space.method.dim)
+        columns.append(column)
+    return columns
+
+
+def write_streamed(path: StrPath, spaces: Sequence[SignatureSpace], rows: StoreRows, read_block: BlockReader, *,
+                   version: int = 2, block_rows: int = STREAM_ROWS) -> StoreSummary:
+    """Create a new store at ``path`` whose vectors are read ``block_rows`` songs at a time, atomically.
+
+    The per-song columns (``rows``) are written whole, as :func:`create_or_append_multi` (version 2)
+    or :func:`create_or_append` (version 1, one space) write them; then every vector dataset is
+    created in the same order and given its first block, and the other blocks follow. HDF5
+    allocates a contiguous dataset whole at its first write, so the file is byte for byte the one
+    those functions write for the same songs (tested for every block size). Memory holds one
+    block of vectors, whatever N is. An existing ``path`` is refused; so are duplicate ids or
+    PCM hashes, and a block whose songs differ from their rows.
+    """
+    target = Path(path)
+    methods = [_check_space(target, s) for s in spaces]
+    if version not in (1, 2) or not methods or len(set(methods)) != len(methods) or (version == 1 and len(spaces) != 1):
+        raise StoreError(f"{target}: version 1 holds one method, version 2 one or more, each once (got version "
+                         f"{version}, {methods})")
+    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+        raise StoreError(f"{target}: block_rows must be a positive integer, got {block_rows!r}")
+    n = len(rows.song_ids)
+    if not len(rows.file_sha256) == len(rows.pcm_sha256) == len(rows.chunks) == n:
+        raise StoreError(f"{target}: the per-song columns have different lengths")
+    _check_unique(target, "song id", [], rows.song_ids)
+    _check_unique(target, "PCM hash", [], rows.pcm_sha256)
+    if target.exists():
+        raise StoreError(f"{target}: already exists; a streamed store is always a new file")
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp, renamed = Path(name), False
+    try:
+        meta = (list(rows.song_ids), list(rows.file_sha256), list(rows.pcm_sha256), [int(c) for c in rows.chunks])
+        with h5py.File(tmp, "w", libver=_LIBVER, track_order=True) as f:
+            write_head(f, version, spaces, meta)
+            stop = min(block_rows, n)
+            first = _block_columns(target, methods, spaces, rows, 0, read_block(0, stop), stop) if n else None
+            datasets = []
+            for k, space in enumerate(spaces):
+                dst = method_group(f, version, space)
+                for name_, field, dtype in VECTORS:
+                    ds = dst.create_dataset(name_, shape=(n, space.method.dim), dtype=dtype, track_times=False)
+                    if first is not None:
+                        ds[0:stop] = np.stack([getattr(sig, field) for sig in first[k]]).astype(dtype, copy=False)
+                    datasets.append((ds, k, field, dtype))
+            del first
+            for start in range(block_rows, n, block_rows):
+                stop = min(start + block_rows, n)
+                columns = _block_columns(target, methods, spaces, rows, start, read_block(start, stop), stop)
+                for ds, k, field, dtype in datasets:
+                    ds[start:stop] = np.stack([getattr(sig, field) for sig in columns[k]]).astype(dtype, copy=False)
+        os.chmod(tmp, 0o644)
+        _fsync_path(tmp)
+        os.replace(tmp, target)
+        renamed = True
+        fsync_dir(target.parent)
+    except OSError as exc:
+        raise StoreError(f"{target}: cannot write store ({exc})") from None
+    finally:
+        if not renamed:
+            tmp.unlink(missing_ok=True)
+    return StoreSummary(target, spaces[0].digest, True, n, n)

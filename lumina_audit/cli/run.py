@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,9 +14,13 @@ from ._common import (
     PassEnvOpt,
     TrustOpt,
     echo,
+    err,
     private_key,
     trust_store,
 )
+
+if TYPE_CHECKING:
+    from ..runner.base import Progress
 
 __all__ = ["run"]
 
@@ -28,10 +32,13 @@ def run(
     passphrase_env: PassEnvOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a signed manifest: verify it, compute, write outputs atomically, record the run in the ledger."""
+    """Run a signed manifest: verify it, compute, write outputs atomically, record the run in the ledger.
+
+    Progress goes to stderr: a bar on a terminal, or with --json one JSON object per line.
+    """
     from ..runner.run import run_manifest
 
-    progress = _Progress()
+    progress = _Progress(as_json)
     try:
         result = run_manifest(manifest, trust_store(trust), private_key(key, passphrase_env), progress.update)
     finally:
@@ -51,6 +58,11 @@ def run(
         echo(f"  certificate {c['path']} (ledger record {c['record']})")
     if "songs" in s:
         echo(f"  {s['songs']} song(s), {s['chunks']} chunk(s)")
+        skipped = s.get("skipped") or []
+        if skipped:
+            echo(f"  skipped {len(skipped)} bad input(s), listed in the ledger record:")
+        for k in skipped:
+            echo(f"    {k['reason']}" if k["reason"].startswith(k["path"]) else f"    {k['path']}: {k['reason']}")
     elif "controls" in s:
         echo(f"  {s['controls']} control(s) against {s['catalog_songs']} catalog song(s): tau P {s['P_tau']:.6g}, "
              f"M {s['M_tau']:.6g}")
@@ -60,24 +72,43 @@ def run(
 
 
 class _Progress:
-    """A rich progress bar on a terminal; nothing otherwise."""
+    """Progress on stderr: with ``--json`` one JSON object per line; else a rich bar on a terminal, or nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, as_json: bool) -> None:
+        self._json = as_json
         self._bar: Any = None
         self._task: Any = None
 
-    def update(self, name: str, done: int, total: int) -> None:
+    def update(self, p: Progress) -> None:
+        if self._json:
+            err(json.dumps(p.as_dict()))
+            return
         if not sys.stderr.isatty():
             return
         if self._bar is None:
             from rich.console import Console
-            from rich.progress import Progress
+            from rich.progress import BarColumn, TextColumn
+            from rich.progress import Progress as RichProgress
 
-            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), console=Console(stderr=True),
+                                 transient=True)
             self._bar.start()
-            self._task = self._bar.add_task("chunks", total=total)
-        self._bar.update(self._task, completed=done, description=name)
+            self._task = self._bar.add_task(p.unit, total=p.total)
+        self._bar.update(self._task, completed=p.done + p.skipped, total=p.total, description=_line(p))
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def _line(p: Progress) -> str:
+    """``songs 12/200  3.10 songs/s  ETA 0:01:01  2 skipped  song12.wav``."""
+    parts = [f"{p.unit} {p.done}/{p.total}"]
+    if p.rate is not None:
+        parts.append(f"{p.rate:.3g} {p.unit}/s")
+    if p.eta_s is not None:
+        eta = int(round(p.eta_s))
+        parts.append(f"ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
+    if p.skipped:
+        parts.append(f"{p.skipped} skipped")
+    return "  ".join([*parts, p.name])

@@ -2,7 +2,9 @@
 
 :mod:`.run` (the numbered steps every run takes), one module per kind (:mod:`.extract`,
 :mod:`.calibrate`, :mod:`.attribute`: what it reads before the model loads and what it
-computes) and :mod:`.base` (what the kinds share).
+computes) and :mod:`.base` (what the kinds share). An Extract streams through
+:mod:`.journal` (its durable record of finished songs) on an engine: :mod:`.compute` (a
+worker, and the local engine) or :mod:`.cluster` (Ray actors).
 
 The top of the library: it imports every other area except ``cli``. Importing it imports
 none of its modules.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ from ..evidence.manifest import (
     LoadedManifest,
 )
 
-__all__ = ["Context", "Plan", "RunError", "audio_entries", "checked_file", "file_entry", "primary", "queries",
-           "read_store", "same_space", "signatures", "store_has_space"]
+__all__ = ["Context", "Plan", "Progress", "ProgressFn", "RunError", "audio_entries", "checked_file", "file_entry",
+           "primary", "queries", "read_store", "same_space", "signatures", "store_has_space"]
 
 
 class RunError(LuminaError):
@@ -28,6 +28,30 @@ def file_entry(path: Path, root: Path | None = None, **extra: Any) -> dict[str, 
     """Path (relative to ``root`` when given: the ledger's parent folder), size and SHA-256."""
     shown = os.path.relpath(path, root) if root is not None else str(path)
     return {"path": shown, "size": path.stat().st_size, "sha256": sha256_path(path), **extra}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is: ``done`` of ``total`` units (``songs`` for an Extract, ``chunks`` otherwise).
+
+    ``skipped`` bad inputs so far; ``rate`` units per second computed by this run (None before the
+    first); ``eta_s`` seconds left at that rate; ``name`` the file of the last unit.
+    """
+
+    unit: str
+    done: int
+    total: int
+    skipped: int = 0
+    rate: float | None = None
+    eta_s: float | None = None
+    name: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": "progress", "unit": self.unit, "done": self.done, "total": self.total,
+                "skipped": self.skipped, "rate": self.rate, "eta_s": self.eta_s, "name": self.name}
+
+
+ProgressFn = Callable[[Progress], None]
 
 
 @dataclass
@@ -43,6 +67,8 @@ class Plan:
     write: Callable[[int], list[tuple[Path, str]]]
     #: Run after the record is appended, with its sequence number and the files written (step 9).
     after: Callable[[int, list[Path]], tuple[Any, ...]] | None = None
+    #: More members of the record's body (an Extract's ``execution``).
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,10 +76,10 @@ class Context:
     """Everything a kind's computation sees."""
 
     loaded: LoadedManifest
-    session: Any
+    session: Any  #: None for an Extract, which opens its workers' sessions itself
     inputs: list[Any]
     audios: list[Any]
-    on_progress: Callable[[str, int, int], None] | None
+    on_progress: ProgressFn | None
     pre: Any  #: what the kind read before the model loaded
     signers: list[dict[str, str]]  #: the manifest's verified signers
     origin: str  #: the ledger's origin line
@@ -97,17 +123,21 @@ def read_store(loaded: LoadedManifest, ref: Any, loc: str) -> tuple[Path, Any, d
 
 
 def signatures(session: Any, inputs: list[Any], audios: list[Any],
-               on_progress: Callable[[str, int, int], None] | None) -> list[dict[str, Any]]:
+               on_progress: ProgressFn | None) -> list[dict[str, Any]]:
     """Every session method's signatures of each input (one pass per song), by method name."""
+    import time
+
     from ..signature.extract import signatures_of_audio
 
     sigs = []
     total = sum(len(a.chunks) for a in audios)
-    done = 0
+    done, start = 0, time.monotonic()
     for i, a in zip(inputs, audios, strict=True):
         def tick(n: int, _k: int, base: int = done, name: str = i.path.name) -> None:
             if on_progress is not None:
-                on_progress(name, base + n, total)
+                rate = (base + n) / max(time.monotonic() - start, 1e-9)
+                on_progress(Progress("chunks", base + n, total, rate=rate, eta_s=(total - base - n) / rate,
+                                     name=name))
         sigs.append(signatures_of_audio(a, session.model, session.config, session.pins, i.song_id,
                                         session.methods, on_chunk=tick))
         done += len(a.chunks)

@@ -6,9 +6,13 @@ Steps, each of which raises before anything is written:
 2. the operator's key may sign ledger records (trust file, namespace ``lumina-audit/ledger``);
 3. the process runs under the manifest's numerical pins (the CLI re-executes itself under them);
 4. outputs: none exists yet, and the ledger records none of them;
-5. inputs: each pinned input digest matches before the file is decoded; every file decodes;
-6. the model: its files' digests match the manifest before anything is unpickled;
-7. the work runs; outputs are written atomically;
+5. inputs: each pinned input digest matches before the file is decoded; every file decodes.
+   An Extract checks every input cheaply here instead (size, header, pinned digest) and opens
+   its journal; it decodes one song at a time in step 7 (:mod:`.extract`);
+6. the model: its files' digests match the manifest before anything is unpickled (an Extract's
+   workers each load it so);
+7. the work runs; outputs are written atomically. An Extract journals each song as it is
+   computed, and a run of the same manifest after a crash computes only the songs missing;
 8. one ledger record (kind ``run``) with the manifest, inputs, outputs and environment,
    then a signed checkpoint. If the record cannot be written, the outputs of this run are
    removed: the ledger never holds work that did not finish, and no output lacks a record;
@@ -43,9 +47,11 @@ from . import attribute, calibrate, extract
 from .base import (
     Context,
     Plan,
+    ProgressFn,
     RunError,
     file_entry,
 )
+from .journal import journal_path
 
 __all__ = ["RunError", "RunResult", "recorded_outputs", "run_manifest"]
 
@@ -79,8 +85,10 @@ def _refuse_existing_outputs(loaded: LoadedManifest) -> None:
     for name, path in loaded.outputs.items():
         hits = sorted(seq for p, seq in recorded.items() if p == path or path in p.parents)
         if hits:
+            left = journal_path(path) if name == "store" and journal_path(path).exists() else None
             raise RunError(f"{path}: output {name!r} is already recorded by ledger record {hits[-1]}; refusing to "
-                           "overwrite", hint="name a new output in a new manifest")
+                           "overwrite", hint="name a new output in a new manifest" + (
+                               f"; the journal {left} is left from that run and can be removed" if left else ""))
         if path.exists():
             raise RunError(f"{path}: output {name!r} already exists (not recorded by the ledger); refusing to "
                            "overwrite")
@@ -95,7 +103,8 @@ def _audio_inputs(loaded: LoadedManifest, config: Any) -> tuple[list[Any], list[
 
 
 def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519PrivateKey,
-                 on_progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+                 on_progress: ProgressFn | None = None) -> RunResult:
+    """Run a signed manifest (the steps of this module); ``on_progress`` hears where the work is."""
     from ..evidence.ledger import Ledger
     from ..signature.environment import describe
     from ..signature.pins import apply_torch_pins, check_runtime
@@ -112,17 +121,24 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
     check_runtime(pins)
     manifest = loaded.manifest
     _refuse_existing_outputs(loaded)  # step 4
-    inputs, audios = _audio_inputs(loaded, config)  # step 5
-    read_first, compute = _KINDS[manifest.kind]
-    pre = read_first(loaded)  # the stores and calibrations it reads, checked before the model loads
-    from ..signature.session import Session
+    kind = _KINDS[manifest.kind]
+    session = None
+    inputs: list[Any]
+    audios: list[Any]
+    if kind.streams:  # step 5 is the kind's own: cheap checks now, each song decoded when it is computed
+        inputs, audios = [], []
+        pre = kind.read(loaded)
+    else:
+        inputs, audios = _audio_inputs(loaded, config)  # step 5
+        pre = kind.read(loaded)  # the stores and calibrations it reads, checked before the model loads
+        from ..signature.session import Session
 
-    session = Session.open(loaded.model_dir, manifest.model.digests(), pins, config, loaded.methods())  # step 6
+        session = Session.open(loaded.model_dir, manifest.model.digests(), pins, config, loaded.methods())  # 6
     ledger = Ledger.open(loaded.ledger_dir) if (loaded.ledger_dir / "ledger.json").exists() \
         else Ledger.create(loaded.ledger_dir)
     signers = [{"key_id": s.key_id, "principal": s.principal} for s in verified.signers]
-    plan = compute(Context(loaded, session, inputs, audios, on_progress, pre, signers, ledger.origin,
-                            operator_key, operator.principal))  # step 7
+    plan = kind.plan(Context(loaded, session, inputs, audios, on_progress, pre, signers, ledger.origin,
+                             operator_key, operator.principal))  # step 7
     written: list[Path] = []
 
     def body(seq: int) -> dict[str, Any]:  # step 8, under the ledger's lock
@@ -137,6 +153,7 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
             "result": plan.result,
             "environment": describe(pins),
             "device": str(device),
+            **plan.record,
         }
 
     try:
@@ -152,9 +169,21 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
                      plan.result, issued)
 
 
-#: Per kind: what it reads and checks before the model loads, and how it computes its plan.
-_KINDS: dict[str, tuple[Callable[[LoadedManifest], Any], Callable[[Context], Plan]]] = {
-    "Extract": (extract.read, extract.plan),
-    "Calibrate": (calibrate.read, calibrate.plan),
-    "Attribute": (attribute.read, attribute.plan),
+@dataclass(frozen=True)
+class _Kind:
+    """What a kind reads and checks before the model loads, and how it computes its plan.
+
+    ``streams``: the kind checks its inputs in ``read`` and decodes them one at a time in
+    ``plan``, and opens the model itself (an Extract, whose catalog need not fit in memory).
+    """
+
+    read: Callable[[LoadedManifest], Any]
+    plan: Callable[[Context], Plan]
+    streams: bool = False
+
+
+_KINDS: dict[str, _Kind] = {
+    "Extract": _Kind(extract.read, extract.plan, streams=True),
+    "Calibrate": _Kind(calibrate.read, calibrate.plan),
+    "Attribute": _Kind(attribute.read, attribute.plan),
 }

@@ -22,7 +22,7 @@ import soundfile
 from ..errors import AudioError
 from .space import SignatureConfig
 
-__all__ = ["MAX_FILE_BYTES", "Audio", "chunk_bounds", "load_audio"]
+__all__ = ["MAX_FILE_BYTES", "Audio", "Probe", "chunk_bounds", "load_audio", "probe_audio"]
 
 #: Files larger than this are refused before they are read (resource exhaustion).
 MAX_FILE_BYTES = 2 * 1024**3
@@ -51,13 +51,24 @@ class Audio:
     chunks: tuple[tuple[int, int], ...]
 
 
-def _read_bytes(path: Path) -> bytes:
+def _file_size(path: Path) -> int:
+    """The size of a regular file within :data:`MAX_FILE_BYTES`, else an AudioError (nothing is read)."""
     try:
         size = os.stat(path).st_size
-        if not path.is_file():
-            raise AudioError(f"{path}: not a regular file")
-        if size > MAX_FILE_BYTES:
-            raise AudioError(f"{path}: file of {size} bytes is larger than the {MAX_FILE_BYTES} byte limit")
+    except FileNotFoundError:
+        raise AudioError(f"{path}: no such file") from None
+    except PermissionError:
+        raise AudioError(f"{path}: permission denied") from None
+    if not path.is_file():
+        raise AudioError(f"{path}: not a regular file")
+    if size > MAX_FILE_BYTES:
+        raise AudioError(f"{path}: file of {size} bytes is larger than the {MAX_FILE_BYTES} byte limit")
+    return size
+
+
+def _read_bytes(path: Path) -> bytes:
+    _file_size(path)
+    try:
         return path.read_bytes()
     except FileNotFoundError:
         raise AudioError(f"{path}: no such file") from None
@@ -67,6 +78,67 @@ def _read_bytes(path: Path) -> bytes:
         raise AudioError(f"{path}: permission denied") from None
 
 
+def _check_digest(path: Path, file_sha256: str, expected_sha256: str | None) -> None:
+    if expected_sha256 is not None and file_sha256 != expected_sha256:
+        raise AudioError(f"{path}: SHA-256 {file_sha256} differs from the expected {expected_sha256}",
+                         hint="the input is not the file the manifest pins; nothing was decoded")
+
+
+def _check_header(path: Path, rate: int, channels: int, frames: int, config: SignatureConfig) -> None:
+    if channels <= 0 or frames <= 0:
+        raise AudioError(f"{path}: no audio ({channels} channels, {frames} samples)")
+    if rate <= 0:
+        raise AudioError(f"{path}: invalid sample rate {rate}")
+    if frames / rate > config.max_seconds:
+        raise AudioError(f"{path}: {frames / rate:.1f} s is longer than max_seconds={config.max_seconds:g}")
+
+
+def _unreadable(path: Path, exc: BaseException) -> AudioError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return AudioError(f"{path}: cannot decode audio ({reason})")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A cheap look at a file, without decoding a sample: its size, its header and (when asked) its SHA-256."""
+
+    path: Path
+    file_size: int
+    file_sha256: str | None
+    rate: int
+    channels: int
+    frames: int
+
+
+def probe_audio(path: str | os.PathLike[str], config: SignatureConfig, expected_sha256: str | None = None, *,
+                hash_file: bool = False) -> Probe:
+    """The checks of :func:`load_audio` that need no decoding, with its messages: the file exists, is regular,
+    within :data:`MAX_FILE_BYTES`, not empty; its digest, hashed in 1 MiB blocks, is ``expected_sha256``
+    (when given); its header (``soundfile.info``) has channels, frames and a rate, and at most ``max_seconds``.
+
+    Memory does not grow with the file; a corrupt body past a valid header is found by :func:`load_audio`.
+    """
+    from .._internal.hashing import sha256_path
+
+    p = Path(path)
+    size = _file_size(p)
+    if size == 0:
+        raise AudioError(f"{p}: empty file")
+    digest = None
+    if expected_sha256 is not None or hash_file:
+        try:
+            digest = sha256_path(p)
+        except OSError as exc:
+            raise AudioError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        _check_digest(p, digest, expected_sha256)
+    try:
+        info = soundfile.info(str(p))
+    except (RuntimeError, soundfile.LibsndfileError, ValueError, OSError) as exc:
+        raise _unreadable(p, exc) from None
+    _check_header(p, int(info.samplerate), int(info.channels), int(info.frames), config)
+    return Probe(p, size, digest, int(info.samplerate), int(info.channels), int(info.frames))
+
+
 def _decode(path: Path, data: bytes, config: SignatureConfig) -> tuple[npt.NDArray[np.float32], int, str]:
     """Decode to float32 ``[channels, frames]`` scaled per spec 1.1."""
     if not data:
@@ -74,14 +146,7 @@ def _decode(path: Path, data: bytes, config: SignatureConfig) -> tuple[npt.NDArr
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as f:
             rate, channels, frames, subtype = f.samplerate, f.channels, f.frames, f.subtype
-            if channels <= 0 or frames <= 0:
-                raise AudioError(f"{path}: no audio ({channels} channels, {frames} samples)")
-            if rate <= 0:
-                raise AudioError(f"{path}: invalid sample rate {rate}")
-            if frames / rate > config.max_seconds:
-                raise AudioError(
-                    f"{path}: {frames / rate:.1f} s is longer than max_seconds={config.max_seconds:g}"
-                )
+            _check_header(path, rate, channels, frames, config)
             if subtype in _INT_SUBTYPES:
                 # libsndfile left-aligns integer PCM in int32: x / 2**31 == x_n / 2**(n-1) exactly.
                 raw = f.read(dtype="int32", always_2d=True)
@@ -91,8 +156,7 @@ def _decode(path: Path, data: bytes, config: SignatureConfig) -> tuple[npt.NDArr
     except AudioError:
         raise
     except (RuntimeError, soundfile.LibsndfileError, ValueError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioError(f"{path}: cannot decode audio ({reason})") from None
+        raise _unreadable(path, exc) from None
     if x.shape[0] == 0:
         raise AudioError(f"{path}: no samples")
     if not np.all(np.isfinite(x)):
@@ -120,9 +184,7 @@ def load_audio(path: str | os.PathLike[str], config: SignatureConfig, expected_s
     p = Path(path)
     data = _read_bytes(p)
     file_sha256 = hashlib.sha256(data).hexdigest()
-    if expected_sha256 is not None and file_sha256 != expected_sha256:
-        raise AudioError(f"{p}: SHA-256 {file_sha256} differs from the expected {expected_sha256}",
-                         hint="the input is not the file the manifest pins; nothing was decoded")
+    _check_digest(p, file_sha256, expected_sha256)
     pcm, rate, subtype = _decode(p, data, config)
     channels, frames = pcm.shape
     with torch.no_grad():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
 from .pins import Pins
 
-__all__ = ["BIT_PACKAGES", "PACKAGES", "bit_versions", "describe", "differences"]
+__all__ = ["BIT_PACKAGES", "PACKAGES", "bit_relevant", "bit_versions", "describe", "differences"]
 
 #: Packages whose versions can change bits or behaviour.
 PACKAGES = ("torch", "torchaudio", "audiocraft", "numpy", "h5py", "soundfile", "lumina-audit")
@@ -76,6 +77,20 @@ def describe(pins: Pins) -> dict[str, Any]:
         "gpu": gpu,
         "pins": pins.as_json(),
     }
+
+
+def bit_relevant(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a :func:`describe` that can change a signature's bits, for comparing two processes.
+
+    Library versions (all of :data:`PACKAGES`, Python and libsndfile), torch's CPU capability and
+    thread count, the CPU architecture and SIMD flags, the GPU (name, capability, driver, CUDA,
+    cuDNN) and the pins. Not the CPU model name, the kernel or the number of CPUs.
+    """
+    cpu = env.get("cpu") or {}
+    return {"versions": env.get("versions"), "torch_cpu_capability": env.get("torch_cpu_capability"),
+            "torch_threads": env.get("torch_threads"),
+            "cpu": {"machine": cpu.get("machine"), "simd_flags": cpu.get("simd_flags")},
+            "gpu": env.get("gpu"), "pins": env.get("pins")}
 
 
 def _nvidia_driver() -> str:

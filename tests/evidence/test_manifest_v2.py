@@ -173,3 +173,49 @@ def test_v2_memory_pins_and_chunk_batch_are_read_and_covered(tmp_path: Path) -> 
 def test_new_settings_refused_with_line(tmp_path: Path, text: str, needle: str, pattern: str) -> None:
     (tmp_path / "audio" / "controls").mkdir(parents=True, exist_ok=True)
     refused(tmp_path, text, pattern.replace("{n}", str(line_of(text, needle))))
+
+
+# ---------------------------------------------------------------- on_bad_input and execution (issue 13)
+
+def test_v2_extract_bad_input_policy_and_engine_are_covered_and_defaults_keep_the_digest(tmp_path: Path) -> None:
+    loaded = load_manifest(write(tmp_path, EXTRACT))
+    doc = json.loads(loaded.canonical_json)
+    assert "on_bad_input" not in doc and "execution" not in doc  # the defaults, as before they existed (E4)
+    assert loaded.manifest.on_bad_input == "stop" and loaded.manifest.execution.engine == "local"
+    explicit = EXTRACT + "on_bad_input: stop\nexecution: {engine: local, workers: 1, resources: {cpus: 1, gpus: 0}}\n"
+    assert load_manifest(write(tmp_path, explicit, "explicit.yaml")).digest == V2_DIGESTS["Extract"] == loaded.digest
+    digests = {loaded.digest}
+    for extra in ("on_bad_input: skip\n", "execution: {engine: ray}\n", "execution: {engine: ray, workers: 4}\n",
+                  "execution: {engine: ray, address: 'ray://head.lab:10001'}\n",
+                  "execution: {engine: ray, address: '10.0.0.5:6379', resources: {cpus: 2, gpus: 0}}\n"):
+        more = load_manifest(write(tmp_path, EXTRACT + extra, "more.yaml"))
+        assert json.loads(more.canonical_json).keys() & {"on_bad_input", "execution"}
+        digests.add(more.digest)
+    assert len(digests) == 6  # every value is covered by the digest
+    cuda = EXTRACT + "pins: {device: cuda}\nexecution: {engine: ray, workers: 8, resources: {cpus: 4, gpus: 1}}\n"
+    assert load_manifest(write(tmp_path, cuda, "cuda.yaml")).manifest.execution.resources.gpus == 1
+
+
+@pytest.mark.parametrize(("extra", "needle", "pattern"), [
+    ("on_bad_input: ignore\n", "on_bad_input", r":{n}: on_bad_input: Input should be 'stop' or 'skip'"),
+    ("execution: {engine: dask}\n", "execution", r":{n}: execution\.engine: Input should be 'local' or 'ray'"),
+    ("execution: {workers: 2}\n", "execution", r":{n}: execution: engine 'local' computes in the run's own process"),
+    ("execution: {engine: ray, workers: 0}\n", "execution", r":{n}: execution\.workers: .*greater than or equal to 1"),
+    ("execution: {engine: ray, address: 'http://x:1'}\n", "execution",
+     r":{n}: execution\.address: .*not a Ray address"),
+    ("pins: {threads: 2}\nexecution: {engine: ray}\n", "execution",
+     r":{n}: execution\.resources\.cpus \(1\) is below pins\.threads \(2\)"),
+    ("pins: {device: cuda}\nexecution: {engine: ray}\n", "execution", r":{n}: pins\.device is cuda: give each worker"),
+    ("execution: {engine: ray, resources: {gpus: 1}}\n", "execution", r":{n}: pins\.device is cpu: .*gpus must be 0"),
+])
+def test_v2_extract_execution_refused_with_line(tmp_path: Path, extra: str, needle: str, pattern: str) -> None:
+    text = EXTRACT + extra
+    refused(tmp_path, text, pattern.replace("{n}", str(line_of(text, needle))))
+
+
+@pytest.mark.parametrize("extra", ["on_bad_input: skip\n", "execution: {engine: ray}\n"])
+def test_the_new_keys_are_unknown_to_version_1_and_to_other_kinds(tmp_path: Path, extra: str) -> None:
+    key = extra.split(":")[0]
+    v1 = EXTRACT.replace("lumina-audit/v2", "lumina-audit/v1") + extra
+    refused(tmp_path, v1, rf":{line_of(v1, key)}: unknown key '{key}' in the manifest")
+    refused(tmp_path, CALIBRATE + extra, rf":{line_of(CALIBRATE + extra, key)}: unknown key '{key}' in the manifest")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from lumina_audit._internal.synth import SongSpec, render, to_pcm
 from lumina_audit.errors import AudioError
-from lumina_audit.signature.audio import Audio, chunk_bounds, load_audio
+from lumina_audit.signature.audio import Audio, chunk_bounds, load_audio, probe_audio
 from lumina_audit.signature.space import SignatureConfig
 
 CFG = SignatureConfig()
@@ -346,3 +346,47 @@ def test_zero_frames_refused(tmp_path: Path) -> None:
     assert p.stat().st_size > 0  # a header is there
     assert sf.info(str(p)).frames == 0
     _refused(p, CFG, "no audio|no samples")
+
+
+# --- probe_audio: the checks that need no decoding (an Extract's check before any model work) --------
+
+
+def _probe_cases(tmp_path: Path) -> list[tuple[Path, SignatureConfig, str | None]]:
+    empty, noise, trunc = tmp_path / "empty.wav", tmp_path / "noise.wav", tmp_path / "trunc.wav"
+    empty.write_bytes(b"")
+    noise.write_bytes(np.random.default_rng(99).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    trunc.write_bytes(_noise_wav(tmp_path / "good.wav", 1.5).read_bytes()[:20])
+    (tmp_path / "dir.wav").mkdir()
+    long = _noise_wav(tmp_path / "long.wav", 21.0, rate=8000)
+    ok = _noise_wav(tmp_path / "ok.wav", 2.0)
+    return [(tmp_path / "nope.wav", CFG, None), (tmp_path / "dir.wav", CFG, None), (empty, CFG, None),
+            (noise, CFG, None), (trunc, CFG, None), (long, SignatureConfig(max_seconds=20.0), None),
+            (ok, CFG, "ab" * 32)]
+
+
+def test_probe_refuses_what_load_audio_refuses_with_its_message(tmp_path: Path) -> None:
+    for path, config, pinned in _probe_cases(tmp_path):
+        with pytest.raises(AudioError) as decoded:
+            load_audio(path, config, pinned)
+        with pytest.raises(AudioError) as probed:
+            probe_audio(path, config, pinned)
+        def what(e: AudioError) -> str:  # libsndfile's own reason names the path or the buffer it opened
+            return re.sub(r"\(Error opening .*\)$", "(...)", e.message)
+
+        assert what(probed.value) == what(decoded.value), path
+        assert probed.value.hint == decoded.value.hint
+
+
+def test_probe_reads_the_header_and_hashes_only_when_asked(tmp_path: Path) -> None:
+    path = _noise_wav(tmp_path / "s.wav", 1.25, rate=44100, channels=2)
+    audio = load_audio(path, CFG)
+    cheap = probe_audio(path, CFG)
+    assert (cheap.file_size, cheap.file_sha256) == (audio.file_size, None)
+    assert (cheap.rate, cheap.channels, cheap.frames) == (44100, 2, audio.source_frames)
+    assert probe_audio(path, CFG, hash_file=True).file_sha256 == audio.file_sha256
+    assert probe_audio(path, CFG, audio.file_sha256).file_sha256 == audio.file_sha256
+    flac = _write(tmp_path / "s.flac", sf.read(str(path), dtype="int16")[0], 44100, "PCM_16", "FLAC")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])
+    assert probe_audio(cut, CFG).frames == audio.source_frames  # the header is whole: a cheap look passes it
+    _refused(cut, CFG, "cannot decode audio")  # its body is found out when it is decoded

@@ -1,4 +1,4 @@
-"""Field types shared by the manifest models: a strict frozen base model, immutable lists, checked strings."""
+"""The field types every manifest model is made of: strict frozen models, immutable lists, digests, paths."""
 
 from __future__ import annotations
 

@@ -23,7 +23,17 @@ from pydantic import (
 from ...signature.methods import SignatureMethod, get_method
 from ...signature.pins import Pins
 from ...signature.space import SignatureConfig, SignatureSpace
-from .models import ADAPTERS, API_V1, API_VERSIONS, KINDS, AttributeManifest, InputSpec, Manifest
+from .execution import resources_problem
+from .models import (
+    ADAPTERS,
+    API_V1,
+    API_VERSIONS,
+    KINDS,
+    AttributeManifest,
+    ExtractManifestV2,
+    InputSpec,
+    Manifest,
+)
 from .reader import Loc, ManifestError, _read_yaml
 
 __all__ = ["LoadedManifest", "ResolvedInput", "load_manifest", "resolve_inputs"]
@@ -170,6 +180,9 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:
         manifest.pins.to_pins()
     except ManifestError as exc:
         raise _error(source, lines, exc.key_path, exc.message) from None
+    if isinstance(manifest, ExtractManifestV2) and (problem := resources_problem(manifest.execution,
+                                                                                 manifest.pins)) is not None:
+        raise _error(source, lines, *problem)
     try:
         canonical = rfc8785.dumps(manifest.model_dump(mode="json", by_alias=True))
     except rfc8785.CanonicalizationError as exc:
@@ -190,12 +203,15 @@ class ResolvedInput:
     transform: str | None = None
 
 
-def resolve_inputs(loaded: LoadedManifest, field_name: str | None = None) -> list[ResolvedInput]:
+def resolve_inputs(loaded: LoadedManifest, field_name: str | None = None, *,
+                   allow_missing: bool = False) -> list[ResolvedInput]:
     """Input files in manifest order; a folder gives its files with the listed extensions, by name, non-recursive.
 
     A file's song id is the manifest's ``song_id`` or the file name without its extension.
     ``field_name``: the list to resolve (default: the kind's audio inputs; ``positives`` for a
-    version 2 Calibrate's derived copies, whose labels travel with them).
+    version 2 Calibrate's derived copies, whose labels travel with them). A listed file that
+    does not exist is refused, or with ``allow_missing`` kept in the list for the caller to
+    report (an Extract under ``on_bad_input: skip``); a missing folder is always refused.
     """
     m = loaded.manifest
     field_name = field_name or {"Extract": "inputs", "Calibrate": "controls", "Attribute": "queries"}[m.kind]
@@ -222,7 +238,7 @@ def resolve_inputs(loaded: LoadedManifest, field_name: str | None = None) -> lis
                 raise _error(loaded.path, loaded.lines, loc, f"folder {spec.path!r} holds no file with an extension "
                              f"in {', '.join(m.input_extensions)}")
             result += [ResolvedInput(f, f.stem, None) for f in files]
-        elif target.is_file():
+        elif target.is_file() or (allow_missing and not target.exists() and not spec.path.endswith("/")):
             result.append(ResolvedInput(target, spec.song_id or target.stem, spec.sha256,
                                         tuple(getattr(spec, "sources", None) or ()), getattr(spec, "transform", None)))
         else:

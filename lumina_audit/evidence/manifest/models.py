@@ -23,6 +23,7 @@ from pydantic import (
 
 from ..._internal.urls import timestamp_url_problem
 from ...signature.space import METHOD
+from .execution import BadInputPolicy, ExecutionSettings
 from .fields import FrozenList, Hex64, InsidePath, PathText, StrictModel, matching
 from .settings import (
     ExtractSignatureSettings,
@@ -47,6 +48,7 @@ __all__ = [
     "CalibrateManifestV2",
     "CertificateSettings",
     "CertificateSigner",
+    "ExecutionSettings",
     "ExtractManifest",
     "ExtractManifestV2",
     "ExtractSignatureSettings",
@@ -234,12 +236,28 @@ class AttributeManifest(_ManifestBase):
     outputs: AttributeOutputs  #: ``outputs.certificates`` is given exactly when ``certificates`` is (load_manifest)
 
 
+#: The default ``execution`` as it is dumped (one local process).
+_LOCAL = ExecutionSettings().model_dump(mode="json")
+
+
 class ExtractManifestV2(ExtractManifest):
-    """``lumina-audit/v2``: audio files -> a version 2 store holding every method named."""
+    """``lumina-audit/v2``: audio files -> a version 2 store holding every method named.
+
+    ``on_bad_input`` and ``execution`` (:mod:`.execution`) exist in version 2 only and are
+    written into the canonical JSON only when not the default, so every signed v1 and v2
+    manifest keeps its digest.
+    """
 
     apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
     signature: ExtractSignatureSettings = Field(default_factory=ExtractSignatureSettings)  # type: ignore[assignment]
     pins: PinsSettingsV2 = Field(default_factory=PinsSettingsV2)
+    on_bad_input: BadInputPolicy = "stop"
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """The default policy and engine: nothing in the canonical JSON, as before they existed (spec-notes E4)."""
+        return without_defaults(handler(self), {"on_bad_input": "stop", "execution": _LOCAL})
 
 
 class CalibrateManifestV2(CalibrateManifest):

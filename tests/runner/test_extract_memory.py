@@ -1,0 +1,78 @@
+"""An Extract's memory does not grow with its catalog (issue 13): 10 songs and 90 songs peak alike.
+
+Each run's peak RSS is measured on top of what the process already holds: freed heap is handed
+back to the kernel (``malloc_trim``), the kernel's peak mark is reset (``5`` into
+``/proc/self/clear_refs``), the run goes, ``VmHWM - VmRSS`` at the reset is the run's own peak.
+A whole-process peak would not do: importing torch and audiocraft peaks higher than any run.
+
+The margin is half of what a run that kept every decoded song would add: the 80 extra songs'
+decoded audio is 20.5 MB (float32 mono at 32 kHz, 256 kB per 2 s song), so 10.2 MB. Before
+issue 13 an Extract decoded its whole catalog first and held it; measured the same way (two
+pairs of runs, 2026-12-02, this 2-core machine) it peaked 31.2 and 20.6 MB higher with 90 songs
+than with 10 and fails this test; streaming measured -1.1 and -2.5 MB (the spread of this
+measurement is a few MB). Streaming keeps per song only its metadata (a few hundred bytes,
+which the ledger record lists anyway). One method (gradstats) keeps the 100 songs cheap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lumina_audit._internal.synth import SongSpec, render, write_wav
+from lumina_audit.evidence import keys
+from lumina_audit.evidence.manifest import sign_manifest
+from lumina_audit.evidence.trust import format_entry, load_trust
+from lumina_audit.runner.run import run_manifest
+
+from .test_extract_stream_e2e import manifest_text
+
+SMALL, LARGE, SECONDS, RATE = 10, 90, 2.0, 32000
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} in /proc/self/status")
+
+
+def _peak_of(manifest: Path, trust: Any, key: Any) -> int:
+    """Bytes of resident memory the run added at its peak, over what the process held before it."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")
+    base = _status("VmRSS")
+    run_manifest(manifest, trust, key)
+    return _status("VmHWM") - base
+
+
+def test_memory_does_not_grow_with_the_catalog(tmp_path: Path) -> None:
+    key = keys.generate()
+    (tmp_path / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
+                                                 key.public_key()) + "\n")
+    trust = load_trust(tmp_path / "trust")
+    manifests = {}
+    for n in (1, SMALL, LARGE):
+        folder = tmp_path / f"n{n}"
+        (folder / "catalog").mkdir(parents=True)
+        for i in range(n):
+            write_wav(folder / "catalog" / f"s{i:03d}.wav", render(SongSpec(seed=9000 + n + i, seconds=SECONDS)),
+                      RATE, 16)
+        manifests[n] = folder / "extract.yaml"
+        manifests[n].write_text(manifest_text(f"n{n}", f"  - path: {folder / 'catalog'}",
+                                              "signature: {methods: [lumina-gradstats-v1]}\n"))
+        sign_manifest(manifests[n], key)
+    _peak_of(manifests[1], trust, key)  # warm: the model's first load, the caches a process keeps
+    small, large = _peak_of(manifests[SMALL], trust, key), _peak_of(manifests[LARGE], trust, key)
+    held_audio = (LARGE - SMALL) * int(SECONDS * RATE) * 4
+    assert large - small < held_audio / 2, (small, large, held_audio)
