@@ -1,4 +1,4 @@
-"""Keep library noise (xformers, torch deprecations) off the user's terminal."""
+"""Keep library noise (xformers, torch deprecations, font subsetting) off the user's terminal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ __all__ = ["silence_libraries"]
 
 
 def silence_libraries() -> None:
-    for name in ("xformers", "audiocraft", "torch", "torchaudio", "transformers", "numba", "h5py"):
+    for name in ("xformers", "audiocraft", "torch", "torchaudio", "transformers", "numba", "h5py", "fontTools",
+                 "weasyprint"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
