@@ -191,3 +191,26 @@ def test_version_names_the_package_and_the_versions_that_decide_bits() -> None:
                       f"{metadata.version('torchaudio')}, audiocraft {metadata.version('audiocraft')}, numpy "
                       f"{metadata.version('numpy')}")
     assert out.stderr == ""
+
+
+def test_every_command_a_message_or_document_names_exists() -> None:
+    """Hints, docstrings and docs name ``lumina-audit GROUP COMMAND``: each must be a real command."""
+    import re
+
+    import typer.main
+
+    from lumina_audit.cli.main import app
+
+    commands: dict[str, object] = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    sources = [*Path("lumina_audit").rglob("*.py"), *Path("scripts").glob("*.py"), Path("README.md"),
+               *Path("docs").glob("*.md")]
+    named: set[tuple[str, str]] = set()
+    for src in sources:
+        for m in re.finditer(r"lumina-audit ([a-z][a-z-]*) ([a-z][a-z-]*)", src.read_text("utf-8")):
+            named.add((m.group(1), m.group(2)))
+    groups = {name: sub for name, c in commands.items() if (sub := getattr(c, "commands", None)) is not None}
+    checked = [pair for pair in sorted(named) if pair[0] in groups]  # prose ("lumina-audit computes") is no group
+    unknown = [" ".join(pair) for pair in checked if pair[1] not in groups[pair[0]]]
+    assert len(checked) > 10 and not unknown, unknown
+    # the hint this test was written for ("run `lumina-audit ledger verify`") would fail it
+    assert "verify" not in groups["ledger"] and "ledger" in groups["verify"]

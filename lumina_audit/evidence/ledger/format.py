@@ -78,7 +78,7 @@ _HEAD_PREFIX = re.compile(rb"(?:0|[1-9][0-9]{0,15})(?: [0-9a-f]{0,64})?")
 
 _MEMBERS = frozenset({"format", "version", "seq", "time", "prev", "kind", "body", "signer", "signature"})
 
-_HINT_REPAIR = "run `lumina-audit ledger verify`, then `lumina-audit ledger repair` if it reports a torn tail"
+_HINT_REPAIR = "run `lumina-audit verify ledger`, then `lumina-audit ledger repair` if it reports a torn tail"
 
 
 class LedgerError(LuminaError):
