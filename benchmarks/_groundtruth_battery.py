@@ -224,7 +224,7 @@ def write_battery(doc: dict[str, Any], out: Path) -> str:
               f"the splice takes {d['splice']}; {d['positives']} copies. Detection by "
               f"`lumina_audit.attribution.detection.detect` (source above tau = mu + {doc['k']:g} sigma, strict; rank "
               "by similarity descending, ties by song id; a splice counts once per source).",
-              "- Gradient-free baselines as in the ground-truth part: " + "; ".join(f"`{b}`: {w}" for b, w in BASELINES)
+              "- Gradient-free baselines, on the audio: " + "; ".join(f"`{b}`: {w}" for b, w in BASELINES)
               + ".", ""]
     for m in doc["models"]:
         lines += _model_section(m, list(d["transforms"]), len(d["tracks"]))

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 #: ``scripts/train_tiny.py`` ``batch_loss(lm, codes)``: the checkpoint's own training loss.
 batch_loss: Callable[[Any, Any], Any] = importlib.import_module("train_tiny").batch_loss
 
-__all__ = ["FineTune", "Sampling", "chunk_codes", "finetune", "generate", "mean_loss"]
+__all__ = ["FineTune", "Sampling", "chunk_codes", "codes_path", "finetune", "generate", "mean_loss"]
 
 
 @dataclass(frozen=True)
@@ -123,11 +123,13 @@ def finetune(base_lm: Any, codes: Any, settings: FineTune, pins: Any) -> tuple[A
     return lm, losses, time.monotonic() - t0
 
 
-def generate(lm: Any, compression: Any, sampling: Sampling, seed: int, pins: Any, out: Path) -> tuple[float, float]:
+def generate(lm: Any, compression: Any, sampling: Sampling, seed: int, pins: Any,
+             out: Path) -> tuple[float, float, Any]:
     """Sample ``sampling.seconds`` from ``lm`` under ``torch.manual_seed(seed)``, decode, write a 32 kHz WAV.
 
     The WAV is 16-bit PCM, clipped to [-1, 1] (a float WAV carries a time stamp, so its bytes would
-    change from run to run). Returns the peak absolute sample before clipping and the seconds taken.
+    change from run to run), and the codes beside it (``out`` with suffix ``.codes.npy``, int16
+    ``[1, K, T]``). Returns the peak absolute sample before clipping, the seconds taken and the codes.
     """
     import soundfile as sf
     import torch
@@ -149,4 +151,10 @@ def generate(lm: Any, compression: Any, sampling: Sampling, seed: int, pins: Any
         raise RuntimeError("the decoded generation holds a non-finite sample")
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(out), np.clip(audio, -1.0, 1.0), int(compression.sample_rate), subtype="PCM_16", format="WAV")
-    return float(np.abs(audio).max()), time.monotonic() - t0
+    np.save(codes_path(out), codes.cpu().numpy().astype(np.int16))
+    return float(np.abs(audio).max()), time.monotonic() - t0, codes.cpu().long()
+
+
+def codes_path(wav: Path) -> Path:
+    """Where :func:`generate` keeps the codes of the piece it wrote to ``wav``."""
+    return wav.with_suffix(".codes.npy")

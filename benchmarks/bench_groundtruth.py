@@ -229,17 +229,18 @@ def groundtruth_on(args: argparse.Namespace, model_dir: Path, digests_file: Path
                    controls: list[Path], heldout: Path) -> dict[str, Any]:
     """Fine-tune, generate and attribute on one checkpoint."""
     import numpy as np
+    import torch
+    from _groundtruth_codes import code_features, codes_path_check, decoded_alike, signatures_of_codes
     from _groundtruth_common import (
         CHANNELS,
         METHOD_NAMES,
         BenchError,
-        baseline_features,
         baseline_similarities,
         floor,
         lm_digest,
         read_digests,
     )
-    from _groundtruth_finetune import FineTune, Sampling, chunk_codes, finetune, generate, mean_loss
+    from _groundtruth_finetune import FineTune, Sampling, chunk_codes, codes_path, finetune, generate, mean_loss
 
     from lumina_audit.attribution.search import exact_similarities
     from lumina_audit.signature.methods import GRADPROJ, GRADSTATS
@@ -267,13 +268,13 @@ def groundtruth_on(args: argparse.Namespace, model_dir: Path, digests_file: Path
     for i, (path, audio) in enumerate(zip(catalog, cat_audio, strict=True)):
         seed = args.gen_seed + i
         key = json.dumps({"model": digests, "exemplar_pcm": audio.pcm_sha256, "finetune": ft.as_dict(),
-                          "sampling": sampling.as_dict(), "seed": seed, "heldout_pcm": held_audio.pcm_sha256},
-                         sort_keys=True)
+                          "sampling": sampling.as_dict(), "seed": seed, "heldout_pcm": held_audio.pcm_sha256,
+                          "kept": "wav and codes"}, sort_keys=True)
         out, record_path = gen_dir / f"gen-ft-{path.stem}.wav", gen_dir / f"gen-ft-{path.stem}.json"
         null_out = gen_dir / f"gen-base-{path.stem}.wav"
         cached = None if args.fresh or not record_path.is_file() else json.loads(record_path.read_text("utf-8"))
-        hit = cached is not None and cached.get("key") == key and out.is_file() and \
-            (args.no_null or null_out.is_file())
+        hit = cached is not None and cached.get("key") == key and codes_path(out).is_file() and \
+            (args.no_null or codes_path(null_out).is_file())
         if hit and cached is not None:
             fine.append(cached["record"])
             reused += 1
@@ -285,11 +286,11 @@ def groundtruth_on(args: argparse.Namespace, model_dir: Path, digests_file: Path
                       "exemplar_loss_before": before, "exemplar_loss_after": mean_loss(lm, codes, pins),
                       "heldout_loss_before": held_base, "heldout_loss_after": mean_loss(lm, held_codes, pins),
                       "train_losses": losses, "finetune_s": round(ft_s, 1)}
-            peak, gen_s = generate(lm, model.compression, sampling, seed, pins, out)
+            peak, gen_s, _codes = generate(lm, model.compression, sampling, seed, pins, out)
             record |= {"generate_s": round(gen_s, 1), "peak": peak}
             del lm
             if not args.no_null:
-                peak, null_s = generate(model.lm, model.compression, sampling, seed, pins, null_out)
+                peak, null_s, _codes = generate(model.lm, model.compression, sampling, seed, pins, null_out)
                 record |= {"generate_base_s": round(null_s, 1), "peak_base": peak}
             record_path.write_text(json.dumps({"key": key, "record": record}, indent=1), encoding="utf-8")
             fine.append(record)
@@ -304,10 +305,15 @@ def groundtruth_on(args: argparse.Namespace, model_dir: Path, digests_file: Path
         raise BenchError("the base LM changed during fine-tuning; the attribution would not be on the base model")
     t_sig = time.monotonic()
     queries = {"finetuned": ft_paths, **({} if args.no_null else {"base": null_paths})}
-    q_audio = {name: load_all(paths, config) for name, paths in queries.items()}
-    everything = [*catalog, *controls, *(p for ps in queries.values() for p in ps)]
-    all_audio = [*cat_audio, *ctl_audio, *(a for ays in q_audio.values() for a in ays)]
-    sigs = session.all_signatures(everything, audios=all_audio)
+    q_codes = {name: [torch.from_numpy(np.load(codes_path(p))).long() for p in paths]
+               for name, paths in queries.items()}
+    decoded = decoded_alike(queries)
+    check = codes_path_check(session, cat_audio[0])
+    if not all(check["bitwise_equal"].values()):
+        raise BenchError(f"the codes path differs from the library's audio path: {check}")
+    sigs = session.all_signatures([*catalog, *controls], audios=[*cat_audio, *ctl_audio])
+    for name, paths in queries.items():
+        sigs += [(p, signatures_of_codes(session, c, p.stem)) for p, c in zip(paths, q_codes[name], strict=True)]
     sig_s = time.monotonic() - t_sig
     n_cat, n_ctl = len(catalog), len(controls)
     rows = {"catalog": slice(0, n_cat), "controls": slice(n_cat, n_cat + n_ctl)}
@@ -317,7 +323,9 @@ def groundtruth_on(args: argparse.Namespace, model_dir: Path, digests_file: Path
         start += len(paths)
     cat_pcm = [a.pcm_sha256 for a in cat_audio]
     ctl_pcm = [a.pcm_sha256 for a in ctl_audio]
-    feats = baseline_features(model.compression, [a.samples for a in all_audio])
+    song_codes = [chunk_codes(model.compression, a.samples, config.chunk_samples) for a in [*cat_audio, *ctl_audio]]
+    per_row = [code_features(model.compression, c) for c in [*song_codes, *(c for cs in q_codes.values() for c in cs)]]
+    feats = {family: np.stack([f[family] for f in per_row]) for family in per_row[0]}
     results: dict[str, Any] = {}
     per_song: dict[str, dict[str, Any]] = {}
     for method in METHOD_NAMES:
@@ -339,6 +347,7 @@ def groundtruth_on(args: argparse.Namespace, model_dir: Path, digests_file: Path
             "digests_file": str(digests_path), "digests": dict(digests), "base_lm_sha256": base_before,
             "finetune": ft.as_dict(), "sampling": sampling.as_dict(), "generations_reused": reused,
             "catalog_ids": cat_ids, "per_exemplar": fine, "results": results, "per_song": per_song,
+            "decoded_pieces": decoded, "codes_path_check": check,
             "seconds": {"model_load": round(t_sig - t_model, 1), "signatures": round(sig_s, 1)}}
 
 
