@@ -101,7 +101,10 @@ def test_a_worker_killed_mid_song_loses_nothing_and_every_worker_is_recorded(ray
     assert KILLED not in workers[retry["worker"]]["songs"]  # it died in it: another worker computed it
     computed = sorted(i for w in workers.values() for i in w["songs"])
     assert computed == list(range(SONGS))  # each song once
-    assert sum(1 for w in workers.values() if w["songs"]) == 2 and len(workers) >= 2
+    # the song it died in was computed by another recorded worker (which one, and how the other songs
+    # fell to the survivor and the replacement, is Ray's scheduling: a dead worker may have none)
+    [computed_by] = [wid for wid, w in workers.items() if KILLED in w["songs"]]
+    assert computed_by != retry["worker"] and len(workers) >= 2
     bits = [bit_relevant(w["environment"]) for w in workers.values()]
     assert all(b == bits[0] for b in bits) and bits[0]["pins"]["threads"] == 1
     assert {w["engine"] for w in workers.values()} == {"ray"} and len({w["pid"] for w in workers.values()}) == len(
