@@ -14,13 +14,14 @@ from hypothesis import strategies as st
 
 from lumina_audit._internal.synth import SongSpec, render, write_wav
 from lumina_audit.errors import SignatureError
-from lumina_audit.signature.audio import load_audio
 from lumina_audit.signature.extract import extract
 from lumina_audit.signature.gradients import chunk_loss
 from lumina_audit.signature.methods import GRADSTATS
 from lumina_audit.signature.methods.base import normalise
 from lumina_audit.signature.methods.gradstats import STATS, raw_vector, tensor_stats
 from lumina_audit.signature.pins import sdpa_context
+
+from ._reference import codes_and_out, reference_means
 
 
 def _np_stats(g: np.ndarray) -> list[float]:
@@ -71,18 +72,9 @@ def test_normalise() -> None:
         normalise(np.zeros(216))
 
 
-def _codes_and_out(session: Any, chunk: torch.Tensor) -> tuple[torch.Tensor, Any]:
-    with torch.no_grad():
-        codes, _ = session.model.compression.encode(chunk.view(1, 1, -1))
-    with sdpa_context(session.pins):
-        out = session.model.lm.compute_predictions(codes=codes, conditions=[],
-                                                   condition_tensors=dict(session.model.null_condition))
-    return codes, out
-
-
 def test_loss_masks_invalid_positions_and_applies_boosts(session: Any) -> None:
     chunk = torch.from_numpy(render(SongSpec(seed=11, seconds=4.0))[0].astype(np.float32))
-    codes, out = _codes_and_out(session, chunk)
+    codes, out = codes_and_out(session, chunk)
     assert torch.isnan(out.logits).any(), "the delay pattern must leave NaN logits to mask"
     valid = out.mask.bool()
     # Literal reading of spec 3.4 with a per-position log-softmax.
@@ -102,26 +94,7 @@ def test_loss_masks_invalid_positions_and_applies_boosts(session: Any) -> None:
 
 def _independent_signature(session: Any, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Spec sections 3-7 written out again: loss.backward(), numpy statistics."""
-    model = session.model
-    audio = load_audio(path, session.config)
-    hooked = [*model.hooked["P"], *model.hooked["M"]]
-    sums = [np.zeros(p.shape) for p in hooked]
-    for start, length in audio.chunks:
-        chunk = torch.from_numpy(audio.samples[start:start + length])
-        codes, out = _codes_and_out(session, chunk)
-        valid = out.mask.bool()
-        loss = torch.zeros(())
-        for k, w in enumerate(session.config.codebook_boosts):
-            loss = loss + w * F.cross_entropy(out.logits[0, k][valid[0, k]], codes[0, k][valid[0, k]],
-                                              reduction="sum")
-        for p in hooked:
-            p.grad = None
-        with sdpa_context(session.pins):
-            (loss / valid.sum()).backward()
-        for acc, p in zip(sums, hooked, strict=True):
-            acc += p.grad.double().numpy()
-            p.grad = None
-    means = [s / len(audio.chunks) for s in sums]
+    means = reference_means(session, path)
     raw = [np.array([v for g in means[c * 36:(c + 1) * 36] for v in _np_stats(g.ravel())]) for c in (0, 1)]
     return raw[0], raw[1]
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,10 +20,10 @@ from lumina_audit.signature.audio import load_audio
 from lumina_audit.signature.extract import extract, signatures_of_audio
 from lumina_audit.signature.methods import GRADPROJ, GRADSTATS, METHODS
 from lumina_audit.signature.methods import gradproj as gp
-from lumina_audit.signature.pins import sdpa_context
 from lumina_audit.signature.space import SignatureConfig, SignatureSpace
 
 from ..conftest import ROOT
+from ._reference import reference_means
 
 # gradproj-v1 section 11, as printed there.
 SPLITMIX_CHECK = (1234567, [6457827717110365317, 3203168211198807973, 9817491932198370423])
@@ -118,37 +117,10 @@ def test_signature_space_of_gradproj() -> None:
     assert list(METHODS) == ["lumina-gradproj-v1", "lumina-gradstats-v1"]
 
 
-def _codes_and_out(session: Any, chunk: torch.Tensor) -> tuple[torch.Tensor, Any]:
-    with torch.no_grad():
-        codes, _ = session.model.compression.encode(chunk.view(1, 1, -1))
-    with sdpa_context(session.pins):
-        out = session.model.lm.compute_predictions(codes=codes, conditions=[],
-                                                   condition_tensors=dict(session.model.null_condition))
-    return codes, out
-
-
 def _independent_gradproj(session: Any, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Spec sections 3-5 of signature-v1 with loss.backward(), then gradproj-v1 section 6 in Python integers."""
-    model, config = session.model, session.config
-    audio = load_audio(path, config)
-    hooked = [*model.hooked["P"], *model.hooked["M"]]
-    sums = [np.zeros(p.shape) for p in hooked]
-    for start, length in audio.chunks:
-        chunk = torch.from_numpy(audio.samples[start:start + length])
-        codes, out = _codes_and_out(session, chunk)
-        valid = out.mask.bool()
-        loss = torch.zeros(())
-        for k, w in enumerate(config.codebook_boosts):
-            loss = loss + w * F.cross_entropy(out.logits[0, k][valid[0, k]], codes[0, k][valid[0, k]],
-                                              reduction="sum")
-        for p in hooked:
-            p.grad = None
-        with sdpa_context(session.pins):
-            (loss / valid.sum()).backward()
-        for acc, p in zip(sums, hooked, strict=True):
-            acc += p.grad.double().numpy()
-            p.grad = None
-    means = [s / len(audio.chunks) for s in sums]
+    means = reference_means(session, path)
+    config = session.config
     raws = []
     for channel, layers in ((0, config.layers_p), (1, config.layers_m)):
         y = np.zeros(216)
