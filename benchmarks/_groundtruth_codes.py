@@ -35,7 +35,8 @@ def signatures_of_codes(session: Any, codes: Any, song_id: str) -> dict[str, Any
     """Every method's signature of one chunk of codes ``[1, K, T]`` int64, by method name.
 
     The steps of ``lumina_audit.signature.extract.signatures_of_audio`` for one chunk, with the
-    codes given instead of encoded from audio. ``file_sha256`` and ``pcm_sha256`` are the SHA-256
+    codes given instead of encoded from audio: its loss, gradients and sums, then its own
+    ``summarise``. ``file_sha256`` and ``pcm_sha256`` are the SHA-256
     of the codes' little-endian int64 bytes (there is no file).
     """
     import hashlib
@@ -44,6 +45,7 @@ def signatures_of_codes(session: Any, codes: Any, song_id: str) -> dict[str, Any
 
     from lumina_audit.errors import SignatureError
     from lumina_audit.signature.accumulate import make_sums
+    from lumina_audit.signature.extract import summarise
     from lumina_audit.signature.gradients import codes_loss
     from lumina_audit.signature.methods import normalise
     from lumina_audit.signature.pins import sdpa_context
@@ -63,18 +65,7 @@ def signatures_of_codes(session: Any, codes: Any, song_id: str) -> dict[str, Any
         for k, g in enumerate(grads):
             sums.add(k, g)
         del grads
-        per_layer = len(config.tensors)
-        raws: dict[str, dict[str, Any]] = {m.name: {} for m in session.methods}
-        offset = 0
-        for channel, layers in (("P", config.layers_p), ("M", config.layers_m)):
-            summaries = [(m.name, m.summary()) for m in session.methods]
-            for k in range(len(model.hooked[channel])):
-                mean = sums.mean(offset + k, 1.0)
-                for _, summary in summaries:
-                    summary.add(layers[k // per_layer], k % per_layer, mean)
-            offset += len(model.hooked[channel])
-            for name, summary in summaries:
-                raws[name][channel] = summary.raw()
+        raws = summarise(sums, 1, model, config, session.methods)
     finally:
         sums.close()
     digest = hashlib.sha256(codes.to(torch.int64).cpu().numpy().astype("<i8").tobytes()).hexdigest()

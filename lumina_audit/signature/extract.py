@@ -18,7 +18,7 @@ import numpy.typing as npt
 import torch
 
 from ..errors import ConfigError
-from .accumulate import make_sums
+from .accumulate import ChunkSums, make_sums
 from .audio import Audio, load_audio
 from .gradients import group_gradients, stream_gradients
 from .methods import SignatureMethod, normalise
@@ -27,7 +27,7 @@ from .pins import Pins
 from .result import Signature
 from .space import SignatureConfig
 
-__all__ = ["chunk_groups", "default_song_id", "extract", "signature_of_audio", "signatures_of_audio"]
+__all__ = ["chunk_groups", "default_song_id", "extract", "signature_of_audio", "signatures_of_audio", "summarise"]
 
 
 def default_song_id(path: str | os.PathLike[str]) -> str:
@@ -81,20 +81,7 @@ def signatures_of_audio(audio: Audio, model: LoadedModel, config: SignatureConfi
                 done += 1
                 if on_chunk is not None:
                     on_chunk(done, len(audio.chunks))
-        n = float(len(audio.chunks))
-        per_layer = len(config.tensors)
-        raws: dict[str, dict[str, npt.NDArray[np.float64]]] = {m.name: {} for m in methods}
-        offset = 0
-        for channel, layers in (("P", config.layers_p), ("M", config.layers_m)):
-            summaries = [(m.name, m.summary()) for m in methods]
-            for k in range(len(model.hooked[channel])):
-                mean = sums.mean(offset + k, n)  # spec 5, on the CPU
-                for _, summary in summaries:
-                    summary.add(layers[k // per_layer], k % per_layer, mean)
-                del mean
-            offset += len(model.hooked[channel])
-            for name, summary in summaries:
-                raws[name][channel] = summary.raw()
+        raws = summarise(sums, len(audio.chunks), model, config, methods)
     finally:
         sums.close()
     return {
@@ -103,6 +90,30 @@ def signatures_of_audio(audio: Audio, model: LoadedModel, config: SignatureConfi
                         m=normalise(raw["M"]))
         for name, raw in raws.items()
     }
+
+
+def summarise(sums: ChunkSums, chunks: int, model: LoadedModel, config: SignatureConfig,
+              methods: Sequence[SignatureMethod]) -> dict[str, dict[str, npt.NDArray[np.float64]]]:
+    """Each method's raw vectors by channel from the float64 gradient sums of ``chunks`` chunks (spec 5-7).
+
+    Each hooked tensor's average (``sums.mean``, on the CPU) is handed to every method in turn
+    and then dropped, so at most one averaged tensor exists at a time.
+    """
+    n = float(chunks)
+    per_layer = len(config.tensors)
+    raws: dict[str, dict[str, npt.NDArray[np.float64]]] = {m.name: {} for m in methods}
+    offset = 0
+    for channel, layers in (("P", config.layers_p), ("M", config.layers_m)):
+        summaries = [(m.name, m.summary()) for m in methods]
+        for k in range(len(model.hooked[channel])):
+            mean = sums.mean(offset + k, n)  # spec 5, on the CPU
+            for _, summary in summaries:
+                summary.add(layers[k // per_layer], k % per_layer, mean)
+            del mean
+        offset += len(model.hooked[channel])
+        for name, summary in summaries:
+            raws[name][channel] = summary.raw()
+    return raws
 
 
 def signature_of_audio(audio: Audio, model: LoadedModel, config: SignatureConfig, pins: Pins, song_id: str,
