@@ -34,6 +34,7 @@ __all__ = [
     "read_report",
     "signature_method_of",
     "write_canonical",
+    "write_new_file",
 ]
 
 CALIBRATION_FORMAT = "lumina-calibration"
@@ -41,8 +42,11 @@ REPORT_FORMAT = "lumina-attribution-report"
 VERSION = 1
 #: Versions read, per format. Report version 2 adds ``signature_method`` (version 1 implies ``lumina-gradstats-v1``)
 #: and, from a version 2 calibration, its error rates; calibration version 2 adds the positives and, per channel,
-#: ``unrelated_attributed_rate`` and ``detection``.
-VERSIONS: dict[str, tuple[int, ...]] = {CALIBRATION_FORMAT: (1, 2), REPORT_FORMAT: (1, 2)}
+#: ``unrelated_attributed_rate`` and ``detection``. Version 3 of both is ``lumina-attribution-v2``: the
+#: calibration is an archive (:mod:`.calibration_file`), the report states likelihood ratios.
+VERSIONS: dict[str, tuple[int, ...]] = {CALIBRATION_FORMAT: (1, 2, 3), REPORT_FORMAT: (1, 2, 3)}
+#: The JSON versions (version 3 of the calibration is an archive, not JSON).
+_JSON_VERSIONS: dict[str, tuple[int, ...]] = {CALIBRATION_FORMAT: (1, 2), REPORT_FORMAT: (1, 2, 3)}
 #: The signature method of a version 1 report, which had only one.
 V1_SIGNATURE_METHOD = "lumina-gradstats-v1"
 
@@ -60,7 +64,14 @@ def canonical(doc: dict[str, Any]) -> bytes:
 
 def write_canonical(path: Path, doc: dict[str, Any]) -> str:
     """Write ``doc`` atomically (temporary file, fsync, rename); refuse to overwrite. Returns its SHA-256."""
-    data = canonical(doc)
+    return write_new_file(path, canonical(doc))
+
+
+def write_new_file(path: Path, data: bytes) -> str:
+    """Write ``data`` at ``path`` whole or not at all (temporary file, fsync, link); never overwrite.
+
+    Returns its SHA-256.
+    """
     if path.exists():
         raise ReportError(f"{path}: already exists; refusing to overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,18 +90,21 @@ def write_canonical(path: Path, doc: dict[str, Any]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read(path: Path, fmt: str) -> tuple[dict[str, Any], str]:
+def _bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ReportError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _read(path: Path, fmt: str, data: bytes) -> tuple[dict[str, Any], str]:
     try:
         doc = json.loads(data)
     except ValueError as exc:
         raise ReportError(f"{path}: not JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise ReportError(f"{path}: not a {fmt} file")
-    known = VERSIONS[fmt]
+    known = _JSON_VERSIONS[fmt]
     version = doc.get("version")
     if isinstance(version, bool) or version not in known:
         raise ReportError(f"{path}: {fmt} version {version!r} is not supported (only "
@@ -101,8 +115,18 @@ def _read(path: Path, fmt: str) -> tuple[dict[str, Any], str]:
 
 
 def read_calibration(path: Path) -> tuple[dict[str, Any], str]:
-    """The calibration document and its SHA-256."""
-    doc, digest = _read(path, CALIBRATION_FORMAT)
+    """The calibration document and its SHA-256 (of the whole file; for version 3, the arrays are not read)."""
+    from . import calibration_file
+
+    data = _bytes(path)
+    if calibration_file.is_container(data):
+        doc = calibration_file.read_document(path, data)
+        for ch in ("P", "M"):
+            figures = doc.get("channels", {}).get(ch)
+            if not isinstance(figures, dict) or not all(k in figures for k in ("model", "bounds", "validation")):
+                raise ReportError(f"{path}: channel {ch} lacks its model, bounds or validation")
+        return doc, hashlib.sha256(data).hexdigest()
+    doc, digest = _read(path, CALIBRATION_FORMAT, data)
     for ch in ("P", "M"):
         figures = doc.get("channels", {}).get(ch)
         if not isinstance(figures, dict) or not all(isinstance(figures.get(k), float | int)
@@ -116,11 +140,14 @@ def read_calibration(path: Path) -> tuple[dict[str, Any], str]:
 
 def read_report(path: Path) -> tuple[dict[str, Any], str]:
     """The report document and its SHA-256."""
-    doc, digest = _read(path, REPORT_FORMAT)
+    doc, digest = _read(path, REPORT_FORMAT, _bytes(path))
     if set(doc.get("channels", {})) != {"P", "M"}:
         raise ReportError(f"{path}: a report holds channels P and M")
     if doc["version"] >= 2 and not isinstance(doc.get("signature_method"), str):
-        raise ReportError(f"{path}: a version 2 report names its signature_method")
+        raise ReportError(f"{path}: a version {doc['version']} report names its signature_method")
+    if (doc["version"] >= 3) != (doc.get("method") == "lumina-attribution-v2"):
+        raise ReportError(f"{path}: a version 3 report is exactly one of lumina-attribution-v2, this one is "
+                          f"version {doc['version']} of {doc.get('method')!r}")
     return doc, digest
 
 

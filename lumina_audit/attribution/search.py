@@ -21,15 +21,20 @@ screen value lies within a proven error bound of the cut (``tau`` or the
 running ``top_k``-th value), evaluates those exactly, and merges them into a
 pool per query. Its output holds exactly the rows and bits that a dense scan
 would select. Memory is O(block + Q * (top_k + rows above tau)).
+
+:func:`top_by_key` is the same scan with each query's rows ranked by a :class:`RowKey`, an
+increasing function of the similarity that may differ per row (``lumina-attribution-v2``
+ranks by the calibrated log10 LR of the S-norm score): the key's screen estimate carries its
+own proven error bound, so the output is again exactly what a dense evaluation would select.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -40,12 +45,15 @@ from .store import iter_blocks, open_info
 __all__ = [
     "DEFAULT_BLOCK_ROWS",
     "Hits",
+    "KeyedHits",
     "ResidentRows",
+    "RowKey",
     "exact_similarities",
     "select",
     "similarities",
     "top_and_threshold",
     "top_and_threshold_rows",
+    "top_by_key",
 ]
 
 DEFAULT_BLOCK_ROWS = 65536
@@ -202,7 +210,42 @@ def _with_norms(blocks: Iterable[tuple[int, F32]]) -> Iterator[tuple[int, F32, f
         yield start, block, _max_norm(block)
 
 
-def _scan(blocks: Iterable[tuple[int, F32, float]], queries: F32, tau: float, top_k: int) -> list[Hits]:
+class RowKey(Protocol):
+    """What a search ranks one query's rows by: an increasing function of the similarity, per row.
+
+    :meth:`screen` turns the float32 screen values of a block's rows (and the screen's proven
+    error ``margin`` on the similarity) into key estimates and one bound on their error;
+    :meth:`exact` gives the exact keys of rows from their exact similarities. The identity key
+    (``keys=None``) ranks by the similarity itself.
+    """
+
+    def screen(self, start: int, s: F32, margin: float, bound: float) -> tuple[F64 | F32, float]:
+        ...
+
+    def exact(self, rows: I64, s: F64) -> F64:
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class KeyedHits:
+    """What one query needs from a catalog when its rows are ranked by a :class:`RowKey`.
+
+    ``rows`` holds every row whose key is above ``cut`` and the ``top_k`` rows of highest key,
+    plus every row tied with the ``top_k``-th key; sorted by key descending, then row
+    ascending. ``similarities`` are their exact similarities, ``keys`` their exact keys.
+    """
+
+    catalog_size: int
+    cut: float
+    top_k: int
+    rows: I64
+    similarities: F64
+    keys: F64
+
+
+def _scan(blocks: Iterable[tuple[int, F32, float]], queries: F32, tau: float, top_k: int,
+          keys: Sequence[RowKey] | None = None) -> list[KeyedHits]:
+    """Rows above ``tau`` and the ``top_k`` highest, by key (the similarity when ``keys`` is None)."""
     q64 = queries.astype(np.float64)
     n_q = queries.shape[0]
     if n_q == 0:
@@ -210,7 +253,8 @@ def _scan(blocks: Iterable[tuple[int, F32, float]], queries: F32, tau: float, to
     qnorms = [math.sqrt(math.fsum(float(x) * float(x) for x in row)) for row in q64]
     pool_rows: list[I64] = [np.empty(0, dtype=np.int64) for _ in range(n_q)]
     pool_sims: list[F64] = [np.empty(0, dtype=np.float64) for _ in range(n_q)]
-    # The top_k-th largest exact similarity seen so far (+inf: no top rows are wanted).
+    pool_keys: list[F64] = [np.empty(0, dtype=np.float64) for _ in range(n_q)]
+    # The top_k-th largest exact key seen so far (+inf: no top rows are wanted).
     kth = [math.inf if top_k == 0 else -math.inf] * n_q
     limit = 4 * top_k + _NARROW_ABOVE
     n = 0
@@ -227,14 +271,17 @@ def _scan(blocks: Iterable[tuple[int, F32, float]], queries: F32, tau: float, to
                 picks.append(np.arange(n_b, dtype=np.int64))
                 continue
             margin = _SCREEN_REL * bound + _SCREEN_ABS
-            s = screen[i]
-            lo = min(tau, kth[i]) - margin
-            idx = np.flatnonzero(s >= np.float64(lo))
+            if keys is None:
+                est, err = screen[i], margin
+            else:
+                est, err = keys[i].screen(start, screen[i], margin, bound)
+            lo = min(tau, kth[i]) - err
+            idx = np.flatnonzero(est >= np.float64(lo))
             if top_k and idx.shape[0] > limit and n_b >= top_k:
-                # Some top_k rows of this block hold s' >= kb, so the final top_k-th exact value is >= kb - margin.
-                kb = _kth_largest(s, top_k)
-                lo = min(tau, max(kth[i], kb - margin)) - margin
-                idx = idx[s[idx] >= np.float64(lo)]
+                # Some top_k rows of this block have a key >= kb - err, so the final top_k-th exact key is too.
+                kb = _kth_largest(est, top_k)
+                lo = min(tau, max(kth[i], kb - err)) - err
+                idx = idx[est[idx] >= np.float64(lo)]
             picks.append(idx.astype(np.int64, copy=False))
         counts = [p.shape[0] for p in picks]
         if sum(counts) == 0:
@@ -249,23 +296,37 @@ def _scan(blocks: Iterable[tuple[int, F32, float]], queries: F32, tau: float, to
         for i, c in enumerate(counts):
             if c == 0:
                 continue
-            r = np.concatenate([pool_rows[i], rows[offset : offset + c] + start])
-            v = np.concatenate([pool_sims[i], exact[offset : offset + c]])
+            r_new = rows[offset : offset + c] + start
+            s_new = exact[offset : offset + c]
+            k_new = s_new if keys is None else keys[i].exact(r_new, s_new)
+            r = np.concatenate([pool_rows[i], r_new])
+            v = np.concatenate([pool_sims[i], s_new])
+            k = np.concatenate([pool_keys[i], k_new])
             offset += c
-            if v.shape[0] >= top_k:
+            if k.shape[0] >= top_k:
                 if top_k:
-                    kth[i] = _kth_largest(v, top_k)
-                keep = (v > tau) | (v >= kth[i])
-                r, v = r[keep], v[keep]
-            pool_rows[i], pool_sims[i] = r, v
+                    kth[i] = _kth_largest(k, top_k)
+                keep = (k > tau) | (k >= kth[i])
+                r, v, k = r[keep], v[keep], k[keep]
+            pool_rows[i], pool_sims[i], pool_keys[i] = r, v, k
     hits = []
     for i in range(n_q):
-        r, v = pool_rows[i], pool_sims[i]
-        order = np.lexsort((r, -v))
-        r, v = r[order], v[order]
-        excess = math.fsum(float(x) - tau for x in v[v > tau])
-        hits.append(Hits(catalog_size=n, tau=float(tau), top_k=top_k, rows=r, similarities=v, excess_sum=excess))
+        r, v, k = pool_rows[i], pool_sims[i], pool_keys[i]
+        order = np.lexsort((r, -k))
+        hits.append(KeyedHits(catalog_size=n, cut=float(tau), top_k=top_k, rows=r[order], similarities=v[order],
+                              keys=k[order]))
     return hits
+
+
+def _as_hits(found: list[KeyedHits]) -> list[Hits]:
+    """The identity key's hits as :class:`Hits` (the keys are the similarities)."""
+    out = []
+    for h in found:
+        v = h.similarities
+        excess = math.fsum(float(x) - h.cut for x in v[v > h.cut])
+        out.append(Hits(catalog_size=h.catalog_size, tau=h.cut, top_k=h.top_k, rows=h.rows, similarities=v,
+                        excess_sum=excess))
+    return out
 
 
 def top_and_threshold(
@@ -282,7 +343,32 @@ def top_and_threshold(
     _check_search(tau, top_k, block_rows)
     if space_digest is not None:
         _check_space(store_path, space_digest)
-    return _scan(_with_norms(iter_blocks(store_path, channel, block_rows, space_digest)), q, float(tau), top_k)
+    return _as_hits(_scan(_with_norms(iter_blocks(store_path, channel, block_rows, space_digest)), q, float(tau),
+                          top_k))
+
+
+def top_by_key(
+    store_path: StrPath, channel: Literal["P", "M"], queries: F32, keys: Sequence[RowKey], cut: float, top_k: int,
+    block_rows: int = DEFAULT_BLOCK_ROWS, *, space_digest: str | None = None,
+) -> list[KeyedHits]:
+    """Per query, the rows whose key (``keys[i]``) is above ``cut`` and the ``top_k`` of highest key.
+
+    As :func:`top_and_threshold`, with each query's rows ranked by its own :class:`RowKey`
+    instead of the similarity: exact, streamed, whatever ``block_rows``.
+    """
+    q = _check_queries(queries)
+    _check_keys(keys, q, cut, top_k, block_rows)
+    if space_digest is not None:
+        _check_space(store_path, space_digest)
+    return _scan(_with_norms(iter_blocks(store_path, channel, block_rows, space_digest)), q, float(cut), top_k, keys)
+
+
+def _check_keys(keys: Sequence[RowKey], q: F32, cut: float, top_k: int, block_rows: int) -> None:
+    if isinstance(cut, bool) or not isinstance(cut, int | float) or math.isnan(cut):
+        raise ValueError(f"cut must be a number, got {cut!r}")
+    _check_search(0.0, top_k, block_rows)
+    if len(keys) != q.shape[0]:
+        raise ValueError(f"{q.shape[0]} queries but {len(keys)} keys")
 
 
 class ResidentRows:
@@ -310,7 +396,13 @@ class ResidentRows:
         """As :func:`top_and_threshold`, over these rows."""
         q = _check_queries(queries)
         _check_search(tau, top_k, 1)
-        return _scan(self._blocks(), q, float(tau), top_k)
+        return _as_hits(_scan(self._blocks(), q, float(tau), top_k))
+
+    def top_by_key(self, queries: F32, keys: Sequence[RowKey], cut: float, top_k: int) -> list[KeyedHits]:
+        """As :func:`top_by_key`, over these rows."""
+        q = _check_queries(queries)
+        _check_keys(keys, q, cut, top_k, 1)
+        return _scan(self._blocks(), q, float(cut), top_k, keys)
 
     def similarities(self, queries: F32) -> F64:
         """As :func:`similarities`, over these rows."""

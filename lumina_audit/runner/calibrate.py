@@ -19,6 +19,7 @@ from ..evidence.manifest import (
     API_V1,
     CalibrateManifest,
     LoadedManifest,
+    LRCalibrationSettings,
     resolve_inputs,
 )
 from .base import (
@@ -46,10 +47,27 @@ class _Read:
 
 
 def read(loaded: LoadedManifest) -> _Read:
-    store, index, entry = read_store(loaded, cast(CalibrateManifest, loaded.manifest).catalog, "catalog store")
+    m = cast(CalibrateManifest, loaded.manifest)
+    store, index, entry = read_store(loaded, m.catalog, "catalog store")
     store_has_space(f"catalog store {store}", index.info, loaded.spaces()[0])  # before the model loads
     positives, audios = _positives(loaded, index)
+    if isinstance(m.calibration, LRCalibrationSettings):
+        _check_trials(m.calibration, positives)
     return _Read(store, index, entry, positives, audios)
+
+
+def _check_trials(settings: LRCalibrationSettings, positives: list[Any]) -> None:
+    """The minimums of attribution-v2 section 1 that the labels decide, before the model loads."""
+    first = {p.sources[0] for p in positives}
+    if len(first) < settings.min_sources:
+        raise RunError(f"the positives derive from {len(first)} distinct first source song(s); "
+                       f"calibration.min_sources asks for at least {settings.min_sources}",
+                       hint="derive copies of more catalog songs (lumina-audit derive) and list them as positives")
+    h1 = sum(len(p.sources) for p in positives)
+    if h1 < settings.min_trials:
+        raise RunError(f"the positives give {h1} same-source trial(s); calibration.min_trials asks for at least "
+                       f"{settings.min_trials}",
+                       hint="derive more copies (lumina-audit derive) and list them as positives")
 
 
 def _positives(loaded: LoadedManifest, index: Any) -> tuple[list[Any], list[Any]]:
@@ -95,6 +113,14 @@ def _positives(loaded: LoadedManifest, index: Any) -> tuple[list[Any], list[Any]
 
 
 def plan(ctx: Context) -> Plan:
+    settings = cast(CalibrateManifest, ctx.loaded.manifest).calibration
+    if isinstance(settings, LRCalibrationSettings):
+        return _plan_lr(ctx, settings)
+    return _plan_floor(ctx)
+
+
+def _plan_floor(ctx: Context) -> Plan:
+    """``lumina-attribution-v1``: the noise floor, and the positives' detection (version 2)."""
     from ..attribution.detection import Positive, detect, unrelated_attributed_rate
     from ..attribution.method import calibrate
     from ..attribution.reports import CALIBRATION_FORMAT, write_canonical
@@ -158,6 +184,98 @@ def plan(ctx: Context) -> Plan:
 
     def write(_seq: int) -> list[tuple[Path, str]]:
         write_canonical(out, doc)
+        return [(out, "calibration")]
+
+    return Plan(entries, result, write)
+
+
+def _check_inputs(ctx: Context, settings: LRCalibrationSettings, pre: _Read) -> None:
+    """attribution-v2 section 1: enough controls; no control or positive is a catalog song; none is both."""
+    c = len(ctx.inputs)
+    if c < settings.min_controls:
+        raise RunError(f"{c} control(s); calibration.min_controls asks for at least {settings.min_controls}",
+                       hint="add control tracks known not to be in the model's training")
+    catalog = dict(zip(pre.index.pcm_sha256, pre.index.song_ids, strict=True))
+    controls: dict[str, Any] = {}
+    for inp, audio in zip(ctx.inputs, ctx.audios, strict=True):
+        if audio.pcm_sha256 in catalog:
+            raise RunError(f"control {inp.path} has the PCM of catalog song {catalog[audio.pcm_sha256]!r} "
+                           f"({audio.pcm_sha256}): a control must not be in the catalog")
+        if audio.pcm_sha256 in controls:
+            raise RunError(f"controls {controls[audio.pcm_sha256]} and {inp.path} have the same PCM "
+                           f"({audio.pcm_sha256})")
+        controls[audio.pcm_sha256] = inp.path
+    for p, audio in zip(pre.positives, pre.audios, strict=True):
+        if audio.pcm_sha256 in controls:
+            raise RunError(f"positive {p.path} has the PCM of control {controls[audio.pcm_sha256]} "
+                           f"({audio.pcm_sha256}): a track is a positive or a control, not both")
+
+
+def _plan_lr(ctx: Context, settings: LRCalibrationSettings) -> Plan:
+    """``lumina-attribution-v2``: S-norm trials, cross-validated calibration, per-song cohorts (an archive)."""
+    import numpy as np
+
+    from ..attribution import calibration_file
+    from ..attribution.cohort import cohort_stats
+    from ..attribution.likelihood_ratio import METHOD, PROPOSITIONS, calibrate_channel
+    from ..attribution.search import exact_similarities, similarities
+    from ..attribution.trials import Labelled, build_trials
+
+    loaded, session, on_progress = ctx.loaded, ctx.session, ctx.on_progress
+    pre = cast(_Read, ctx.pre)
+    store, index = pre.store, pre.index
+    store_has_space(f"catalog store {store}", index.info, session.space)
+    _check_inputs(ctx, settings, pre)
+    controls = primary(signatures(session, ctx.inputs, ctx.audios, on_progress), session)
+    positives = primary(signatures(session, pre.positives, pre.audios, on_progress), session)
+    row = {sid: j for j, sid in enumerate(index.song_ids)}
+    labels = [Labelled(s.song_id, tuple(row[x] for x in p.sources), p.transform)
+              for p, s in zip(pre.positives, positives, strict=True)]
+    qc, qp = queries(controls), queries(positives)
+    channels: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
+    for ch in ("P", "M"):
+        control_sims = similarities(store, ch, qc[ch], space_digest=session.space.digest)
+        cohort = cohort_stats(control_sims, index.song_ids, channel=ch)
+        trials = build_trials(
+            cohort=cohort, control_sims=control_sims, control_control=exact_similarities(qc[ch], qc[ch]),
+            positive_sims=similarities(store, ch, qp[ch], space_digest=session.space.digest),
+            positive_controls=exact_similarities(qp[ch], qc[ch]), positives=labels, song_ids=index.song_ids,
+            control_ids=[s.song_id for s in controls], channel=ch)
+        channels[ch] = calibrate_channel(trials, settings.folds, ch)
+        arrays[f"cohort-{ch}.npy"] = np.stack([cohort.mu, cohort.sd], axis=1)
+        arrays[f"controls-{ch}.npy"] = qc[ch]
+    h1, h2 = PROPOSITIONS[settings.proposition]
+    samples = [len(a.samples) for a in pre.audios]
+    doc: dict[str, Any] = {
+        "method": METHOD,
+        "proposition": {"name": settings.proposition, "h1": h1, "h2": h2},
+        "settings": settings.model_dump(mode="json", exclude={"method", "proposition"}),
+        "signature_method": session.methods[0].name,
+        "signature_space_sha256": session.space.digest, "signature_space": session.space.as_dict(),
+        "catalog": {"sha256": pre.entry["sha256"], "songs": index.info.count},
+        "controls": [{"song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256,
+                      "samples": len(a.samples)} for s, a in zip(controls, ctx.audios, strict=True)],
+        "positives": [{"song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256,
+                       "transform": p.transform, "sources": list(p.sources), "samples": len(a.samples)}
+                      for s, p, a in zip(positives, pre.positives, pre.audios, strict=True)],
+        "C": len(controls), "N": index.info.count, "P": len(positives),
+        "sample_rate": session.config.sample_rate, "shortest_positive_samples": min(samples),
+        "channels": {ch: c.as_dict() for ch, c in channels.items()},
+        "manifest_digest": loaded.digest,
+    }
+    entries = [*audio_entries(ctx.inputs, ctx.audios), pre.entry]
+    entries += [e | {"kind": "positive", "transform": p.transform, "sources": list(p.sources)}
+                for e, p in zip(audio_entries(pre.positives, pre.audios), pre.positives, strict=True)]
+    result: dict[str, Any] = {
+        "signature_space_sha256": session.space.digest, "method": METHOD, "proposition": settings.proposition,
+        "controls": len(controls), "catalog_songs": index.info.count, "positives": len(positives),
+        **{f"{ch}_cllr": c.validation.overall.cllr for ch, c in channels.items()},
+        **{f"{ch}_bounds": [c.lower, c.upper] for ch, c in channels.items()}}
+    out = loaded.outputs["calibration"]
+
+    def write(_seq: int) -> list[tuple[Path, str]]:
+        calibration_file.write(out, doc, arrays)
         return [(out, "calibration")]
 
     return Plan(entries, result, write)

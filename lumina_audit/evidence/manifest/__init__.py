@@ -31,6 +31,8 @@ from .models import (
     CertificateSigner,
     ExtractManifest,
     FileRef,
+    LRAttributionSettings,
+    LRCalibrationSettings,
     Manifest,
 )
 from .reader import ManifestError
@@ -51,6 +53,8 @@ __all__ = [
     "CertificateSigner",
     "ExtractManifest",
     "FileRef",
+    "LRAttributionSettings",
+    "LRCalibrationSettings",
     "LoadedManifest",
     "Manifest",
     "ManifestError",

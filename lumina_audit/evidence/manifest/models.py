@@ -13,9 +13,11 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
+    Discriminator,
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    Tag,
     TypeAdapter,
     model_serializer,
     model_validator,
@@ -54,6 +56,8 @@ __all__ = [
     "ExtractSignatureSettings",
     "FileRef",
     "InputSpec",
+    "LRAttributionSettings",
+    "LRCalibrationSettings",
     "PositiveSpec",
     "Manifest",
     "PinsSettings",
@@ -158,6 +162,39 @@ class CalibrationSettings(StrictModel):
     min_controls: Annotated[int, Field(ge=2, le=100000)] = 10
 
 
+class LRCalibrationSettings(StrictModel):
+    """``lumina-attribution-v2`` (``lumina-audit/v2`` only): the proposition, the minimums and the folds F.
+
+    Every default is the spec's (attribution-v2 sections 1 and 5) and is written out, so the
+    manifest's digest pins it.
+    """
+
+    method: Literal["lumina-attribution-v2"]
+    proposition: Literal["derived-copy"] = "derived-copy"
+    min_controls: Annotated[int, Field(ge=3, le=100000)] = 20
+    min_sources: Annotated[int, Field(ge=2, le=1000000)] = 6
+    min_trials: Annotated[int, Field(ge=2, le=10000000)] = 30
+    folds: Annotated[int, Field(ge=2, le=100)] = 5
+
+
+def _method_of(value: Any, v1: str) -> str:
+    """The ``method`` of a settings section (the v1 method where it names none, as before v2 existed)."""
+    if isinstance(value, dict):
+        return str(value.get("method", v1))
+    return str(getattr(value, "method", v1))
+
+
+def _tagged(v1: str) -> Discriminator:
+    return Discriminator(lambda value: _method_of(value, v1))
+
+
+CalibrationSettingsV2 = Annotated[
+    Annotated[CalibrationSettings, Tag("lumina-attribution-v1")]
+    | Annotated[LRCalibrationSettings, Tag("lumina-attribution-v2")],
+    _tagged("lumina-attribution-v1"),
+]
+
+
 class CalibrateOutputs(StrictModel):
     calibration: InsidePath
 
@@ -176,6 +213,21 @@ class CalibrateManifest(_ManifestBase):
 class AttributionSettings(StrictModel):
     method: Literal["lumina-attribution-v1"] = "lumina-attribution-v1"
     top_k: Annotated[int, Field(ge=1, le=10000)] = 10
+
+
+class LRAttributionSettings(StrictModel):
+    """``lumina-attribution-v2`` section 6: list every song at or above ``report_at`` (log10 LR), then the top_k."""
+
+    method: Literal["lumina-attribution-v2"]
+    top_k: Annotated[int, Field(ge=1, le=10000)] = 10
+    report_at: Annotated[float, Field(gt=0, le=20, allow_inf_nan=False)] = 1.0
+
+
+AttributionSettingsV2 = Annotated[
+    Annotated[AttributionSettings, Tag("lumina-attribution-v1")]
+    | Annotated[LRAttributionSettings, Tag("lumina-attribution-v2")],
+    _tagged("lumina-attribution-v1"),
+]
 
 
 class AttributeOutputs(StrictModel):
@@ -267,11 +319,19 @@ class CalibrateManifestV2(CalibrateManifest):
     signature: UseSignatureSettings = Field(default_factory=UseSignatureSettings)  # type: ignore[assignment]
     pins: PinsSettingsV2 = Field(default_factory=PinsSettingsV2)
     positives: FrozenList[PositiveSpec] = ()
+    calibration: CalibrationSettingsV2 = Field(default_factory=CalibrationSettings)  # type: ignore[assignment]
 
     @model_serializer(mode="wrap")
     def _omit_defaults(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         """No positives: nothing in the canonical JSON, as before they existed (spec-notes E4)."""
         return without_defaults(handler(self), {"positives": []})
+
+    @model_validator(mode="after")
+    def _lr_needs_positives(self) -> CalibrateManifestV2:
+        if isinstance(self.calibration, LRCalibrationSettings) and not self.positives:
+            raise ValueError("calibration.method lumina-attribution-v2 needs positives (the same-source trials of "
+                             f"its proposition {self.calibration.proposition!r})")
+        return self
 
 
 class AttributeManifestV2(AttributeManifest):
@@ -280,6 +340,7 @@ class AttributeManifestV2(AttributeManifest):
     apiVersion: Literal["lumina-audit/v2"]  # type: ignore[assignment]
     signature: UseSignatureSettings = Field(default_factory=UseSignatureSettings)  # type: ignore[assignment]
     pins: PinsSettingsV2 = Field(default_factory=PinsSettingsV2)
+    attribution: AttributionSettingsV2 = Field(default_factory=AttributionSettings)  # type: ignore[assignment]
 
 
 #: Every kind of manifest (the version 2 kinds are subclasses of the version 1 ones).
