@@ -2,15 +2,17 @@
 
 Everything happens in ``work/demo/`` (made afresh each time, with fresh demo keys):
 a synthetic catalog of 30 songs (20-40 s, distinct melodies and timbres, from the
-committed generator), 10 control tracks, queries (one made from parts of two catalog
+committed generator), 20 control tracks, queries (one made from parts of two catalog
 songs, one a FLAC copy of a catalog song); keys and a trust file; the manifests of
-``manifests/demo/`` signed by an operator and a reviewer; ``run`` Extract (both signature
-methods, one pass), Calibrate once per method, Attribute with gradproj (the primary
-method); a signed PDF certificate per query (throwaway PKI), asked for by the Attribute
-manifest; ``verify ledger`` (also against a checkpoint kept outside the ledger), an
-inclusion proof and the certificate verified offline; the verdict tables; both methods'
-noise floors and error rates side by side (positives: copies of catalog songs made by
-``lumina-audit derive``), and what the reports show (or the measurement that prevents it).
+``manifests/demo/`` signed by an operator and a reviewer; 31 positives (derived copies of
+7 catalog songs made by ``lumina-audit derive``); ``run`` Extract (both signature methods,
+one pass), Calibrate likelihood ratios (``lumina-attribution-v2``) once per signature
+method and the noise floor (``lumina-attribution-v1``) of gradproj beside them, Attribute
+with gradproj under v2; a signed PDF certificate per query (throwaway PKI), asked for by
+the Attribute manifest; ``verify ledger`` (also against a checkpoint kept outside the
+ledger), an inclusion proof and the certificate verified offline; the calibrations and
+the reports (``calibration show``, ``report show``), the validation figures side by side
+with v1's noise floor, and what the reports state.
 Each step is the command a user would type, printed before it runs.
 """
 
@@ -34,8 +36,13 @@ MANIFESTS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("extract", "extract", {}),
     ("calibrate-gradproj", "calibrate", {"method": "lumina-gradproj-v1", "short": "gradproj"}),
     ("calibrate-gradstats", "calibrate", {"method": "lumina-gradstats-v1", "short": "gradstats"}),
+    ("noise-floor-gradproj", "calibrate-v1", {"method": "lumina-gradproj-v1", "short": "gradproj"}),
     ("attribute", "attribute", {}),
 )
+#: The positives: catalog songs (each at least 27 s long) and five one-source transforms of each,
+#: rotating through the battery so that every transform is measured; then one splice.
+POSITIVE_SOURCES = (1, 2, 4, 5, 7, 8)
+POSITIVE_TRANSFORMS = 5
 FLAC_QUERY, FLAC_SOURCE = "flac-copy-of-song03", "song03"
 #: The checkpoint the demo runs on (folder under golden/models/): the random one, which
 #: attributes better on the demo's synthetic catalog than the trained one (measured on both,
@@ -56,7 +63,7 @@ def step(*args: str, into: str | None = None) -> str:
     return out.stdout
 
 
-def make_audio(catalog: int = 30, controls: int = 10, seconds: tuple[float, float] = (20.0, 40.0)) -> str:
+def make_audio(catalog: int = 30, controls: int = 20, seconds: tuple[float, float] = (20.0, 40.0)) -> str:
     """The synthetic catalog, controls and queries; returns the spliced query's song id."""
     import soundfile
 
@@ -89,16 +96,18 @@ def make_audio(catalog: int = 30, controls: int = 10, seconds: tuple[float, floa
 
 
 def derive_positives(catalog: int) -> None:
-    """Derived copies of a few catalog songs (the calibration's positives): how often a real source is missed."""
+    """Derived copies of catalog songs: the calibration's same-source trials."""
     import soundfile
 
     from lumina_audit.attribution.derive import TRANSFORMS
 
-    picks = [i for i in ((1, 2, 4) if catalog >= 10 else (1,)) if i < catalog]
-    for i in picks:
+    battery = [t for t, (n, _, _) in TRANSFORMS.items() if n == 1]
+    picks = [i for i in POSITIVE_SOURCES if i < catalog]
+    for k, i in enumerate(picks):
         song = f"audio/catalog/song{i:02d}.wav"
         long_enough = soundfile.info(WORK / song).duration > 20.0
-        names = [t for t, (n, _, _) in TRANSFORMS.items() if n == 1 and (long_enough or t != "excerpt-20s")]
+        usable = [t for t in battery if long_enough or t != "excerpt-20s"]  # a 20 s excerpt needs a longer song
+        names = [usable[(k * POSITIVE_TRANSFORMS + m) % len(usable)] for m in range(POSITIVE_TRANSFORMS)]
         step("derive", song, *[a for t in names for a in ("--transform", t)], "--out-dir", "audio/derived")
     a, b = (9, 12) if catalog > 12 else (0, 2)
     step("derive", f"audio/catalog/song{a:02d}.wav", f"audio/catalog/song{b:02d}.wav", "--transform", "splice",
@@ -106,43 +115,49 @@ def derive_positives(catalog: int) -> None:
 
 
 def findings(query: str) -> None:
-    """Both methods' noise floors side by side, then what the gradproj reports show, or what prevents it."""
+    """The validation of each calibration beside v1's noise floor, then what the v2 reports state."""
     from lumina_audit.attribution.reports import read_calibration, read_report
 
-    print("\nNoise floors (attribution-v1, k = 3): a copy (similarity 1) clears tau only if (1 - mu) / sigma > k")
-    print("and the error rates both ways: derived copies missed, unrelated pieces (controls) attributed")
-    print(f"  {'method':<22}{'ch':<4}{'mu':>9}{'sigma':>9}{'tau':>9}{'(1-mu)/sigma':>14}{'false-pos.':>12}"
-          f"{'missed':>10}{'unrelated':>11}")
+    print("\nValidation (lumina-attribution-v2, cross-validated, 5 folds): Cllr (0 perfect, 1 uninformative),")
+    print("Cllr_min (discrimination alone), EER, misleading evidence (H1 with LR < 1, H2 with LR > 1), ELUB bounds")
+    print(f"  {'method':<22}{'ch':<4}{'Cllr':>7}{'min':>7}{'EER':>7}{'mislead H1':>12}{'mislead H2':>12}"
+          f"{'bounds (log10)':>18}")
     for short in ("gradproj", "gradstats"):
-        cal, _ = read_calibration(WORK / "out" / f"calibration-{short}.json")
+        cal, _ = read_calibration(WORK / "out" / f"calibration-{short}.zip")
         for ch in ("P", "M"):
-            c = cal["channels"][ch]
-            sep = (1.0 - c["mu"]) / c["sigma"]
-            missed = c["detection"]["overall"]["missed_rate"] if c.get("detection") else None
-            shown = f"{100 * missed:>9.1f}%" if missed is not None else f"{'-':>10}"
-            print(f"  {cal['signature_space']['method']:<22}{ch:<4}{c['mu']:>9.4f}{c['sigma']:>9.4f}{c['tau']:>9.4f}"
-                  f"{sep:>14.2f}{c['false_positive_rate']:>12.5f}{shown}{100 * c['unrelated_attributed_rate']:>10.1f}%")
+            v = cal["channels"][ch]["validation"]
+            b = v["bounds"]
+            print(f"  {cal['signature_method']:<22}{ch:<4}{v['cllr']:>7.3f}{v['cllr_min']:>7.3f}{v['eer']:>7.3f}"
+                  f"{100 * v['misleading']['h1']['rate']:>11.1f}%{100 * v['misleading']['h2']['rate']:>11.1f}%"
+                  f"{'[' + format(b['lower'], '.2f') + ', ' + format(b['upper'], '.2f') + ']':>18}")
+    print("\nBeside it, the noise floor of lumina-attribution-v1 (k = 3) on the same controls and positives:")
+    print(f"  {'method':<22}{'ch':<4}{'tau':>9}{'false-pos.':>12}{'copies missed':>15}{'unrelated':>11}")
+    cal, _ = read_calibration(WORK / "out" / "noise-floor-gradproj.json")
+    for ch in ("P", "M"):
+        c = cal["channels"][ch]
+        missed = c["detection"]["overall"]["missed_rate"]
+        print(f"  {cal['signature_space']['method']:<22}{ch:<4}{c['tau']:>9.4f}{c['false_positive_rate']:>12.5f}"
+              f"{100 * missed:>14.1f}%{100 * c['unrelated_attributed_rate']:>10.1f}%")
     sources = query.removeprefix("query-").split("-")
-    print("\nWhat the gradproj reports show:")
+    print("\nWhat the reports state (lumina-attribution-v2, gradproj):")
     flac, _ = read_report(WORK / "out" / "reports" / f"{FLAC_QUERY}.json")
     splice, _ = read_report(WORK / "out" / "reports" / f"{query}.json")
-    for ch in ("P", "M"):
-        res, cal = flac["channels"][ch], flac["calibration"]["channels"][ch]
-        entry = next((e for e in res["entries"] if e["song_id"] == FLAC_SOURCE), None)
-        share = entry["share"] if entry else 0.0
-        why = "" if share == 1.0 else (f": its similarity {entry['similarity']:.4f} and tau {cal['tau']:.4f}"
-                                       if entry else ": it is not among the listed songs")
-        print(f"  FLAC copy of {FLAC_SOURCE}, channel {ch}: {res['verdict']}; share of {FLAC_SOURCE} {share:.4f}{why}")
-    for ch in ("P", "M"):
-        ranked = sorted(splice["channels"][ch]["entries"], key=lambda e: (-e["similarity"], e["song_id"]))
-        ranks = {e["song_id"]: i + 1 for i, e in enumerate(ranked)}
-        shown = ", ".join(f"{s} rank {ranks.get(s, 'below the listed ' + str(len(ranked)))}" for s in sources)
-        ok = sorted(ranks.get(s, 0) for s in sources) == [1, 2]
-        line = f"  splice of {' and '.join(sources)}, channel {ch}: {shown}"
-        if not ok:
-            above = [f"{e['song_id']} {e['similarity']:.4f}" for e in ranked[:3]]
-            line += f" (the most similar: {', '.join(above)})"
-        print(line + f"; {splice['channels'][ch]['verdict']}")
+    for name, doc, wanted in ((f"FLAC copy of {FLAC_SOURCE}", flac, [FLAC_SOURCE]),
+                              (f"splice of {' and '.join(sources)}", splice, sources)):
+        for ch in ("P", "M"):
+            res = doc["channels"][ch]
+            ranks = {e["song_id"]: (i + 1, e) for i, e in enumerate(res["entries"])}
+            parts = []
+            for s in wanted:
+                if s in ranks:
+                    r, e = ranks[s]
+                    parts.append(f"{s} rank {r}, log10 LR {e['log10_lr']:.2f} ({e['band']})")
+                else:
+                    parts.append(f"{s} not among the {len(res['entries'])} listed")
+            db = res["database_search"]
+            print(f"  {name}, channel {ch}: {'; '.join(parts)}; highest {res['highest']['song_id']} "
+                  f"{res['highest']['log10_lr']:.2f}; expected chance matches in {db['catalog_size']} songs "
+                  f"{db['expected']:.2f}")
 
 
 def main() -> None:
@@ -150,15 +165,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=WORK, help="work folder, made afresh (default: work/demo)")
     parser.add_argument("--catalog", type=int, default=30, help="catalog songs (at least 4)")
-    parser.add_argument("--controls", type=int, default=10, help="control tracks (at least 10)")
+    parser.add_argument("--controls", type=int, default=20, help="control tracks (at least 20)")
     parser.add_argument("--seconds", type=float, nargs=2, default=(20.0, 40.0), metavar=("MIN", "MAX"),
                         help="song lengths in seconds")
     models = sorted(p.name for p in (ROOT / "golden/models").iterdir() if p.is_dir())
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=models,
                         help=f"embedded checkpoint (default {DEFAULT_MODEL}; README, 'The demo's checkpoint')")
     args = parser.parse_args()
-    if args.catalog < 4 or args.controls < 10 or not 2.0 <= args.seconds[0] <= args.seconds[1] <= 120.0:
-        parser.error("needs --catalog >= 4, --controls >= 10 and 2 <= MIN <= MAX <= 120 seconds")
+    if args.catalog < 10 or args.controls < 20 or not 2.0 <= args.seconds[0] <= args.seconds[1] <= 120.0:
+        parser.error("needs --catalog >= 10, --controls >= 20 and 2 <= MIN <= MAX <= 120 seconds")
     WORK = args.work.resolve()
     if WORK.exists() and any(WORK.iterdir()) and not (WORK / MARKER).exists():
         parser.error(f"{WORK} is not empty and was not made by the demo; refusing to delete it")
@@ -192,11 +207,12 @@ def main() -> None:
         step("run", f"{name}.yaml", "--trust", "trust", "--key", "keys/operator.key")
     step("ledger", "show", "ledger")
     step("ledger", "checkpoint", "ledger", into="checkpoint.txt")
-    step("ledger", "prove", "3", "--ledger", "ledger", into="proof-3.json")
-    step("verify", "proof", "proof-3.json", "--trust", "trust")
+    step("ledger", "prove", "4", "--ledger", "ledger", into="proof-4.json")
+    step("verify", "proof", "proof-4.json", "--trust", "trust")
     step("verify", "ledger", "ledger", "--trust", "trust", "--checkpoint", "checkpoint.txt")
     step("verify", "certificate", f"out/certificates/{query}.pdf", "--roots", "pki/root.pem",
          "--trust", "trust", "--ledger", "ledger", "--rerender")
+    step("calibration", "show", "out/calibration-gradproj.zip")
     for report in sorted((WORK / "out" / "reports").glob("*.json")):
         step("report", "show", str(report.relative_to(WORK)))
     findings(query)
@@ -204,15 +220,16 @@ def main() -> None:
     for name, what in (("audio/", "the synthetic catalog, controls and queries"),
                        ("audio/derived/", "derived copies of catalog songs and their records (the positives)"),
                        ("keys/, trust", "the demo keys (throwaway) and the trust file"),
-                       ("*.yaml, *.yaml.sig", "the four manifests and their signatures"),
+                       ("*.yaml, *.yaml.sig", "the five manifests and their signatures"),
                        ("out/catalog.h5", "the signature store (both methods)"),
-                       ("out/calibration-*.json", "the noise floor of each method"),
+                       ("out/calibration-*.zip", "the likelihood-ratio calibration of each signature method"),
+                       ("out/noise-floor-*.json", "v1's noise floor, for comparison"),
                        ("out/reports/", "one attribution report per query"),
                        ("out/certificates/", "one signed PDF/A-3b certificate per query"),
                        ("pki/", "a throwaway X.509 root and signer (never trust it outside the demo)"),
-                       ("ledger/", "the signed, hash-chained ledger: four runs, one certificate per query"),
+                       ("ledger/", "the signed, hash-chained ledger: five runs, one certificate per query"),
                        ("checkpoint.txt", "its latest checkpoint: keep copies elsewhere"),
-                       ("proof-3.json", "the inclusion proof of the attribution run")):
+                       ("proof-4.json", "the inclusion proof of the attribution run")):
         print(f"  {name:<22} {what}")
 
 

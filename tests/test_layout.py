@@ -26,9 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "signature": set(),
     "attribution": {"signature"},
     "evidence": {"signature"},
+    "customization": {"signature"},
     "certificates": {"signature", "attribution", "evidence"},
-    "runner": {"signature", "attribution", "evidence", "certificates"},
-    "cli": {"signature", "attribution", "evidence", "certificates", "runner"},
+    "runner": {"signature", "attribution", "evidence", "certificates", "customization"},
+    "cli": {"signature", "attribution", "evidence", "certificates", "runner", "customization"},
 }
 #: Shared by every area; they import no area.
 SHARED = ("_internal", "errors")

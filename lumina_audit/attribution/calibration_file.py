@@ -102,21 +102,29 @@ def write(path: Path, doc: dict[str, Any], arrays: Mapping[str, npt.NDArray[Any]
 def _open(path: Path, data: bytes) -> zipfile.ZipFile:
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except Exception as exc:  # a damaged central directory: BadZipFile, ValueError, EOFError, ...
         raise ReportError(f"{path}: not a readable calibration archive ({exc})") from None
     names = [i.filename for i in z.infolist()]
     want = [DOCUMENT, *ARRAY_MEMBERS]
     if names != want:
         raise ReportError(f"{path}: a version 3 calibration holds {want} in this order, this one {names}")
-    if any(i.compress_type != zipfile.ZIP_STORED for i in z.infolist()):
-        raise ReportError(f"{path}: a calibration's members are stored, not compressed")
+    if any(i.compress_type != zipfile.ZIP_STORED or i.flag_bits & 0x1 for i in z.infolist()):
+        raise ReportError(f"{path}: a calibration's members are stored, not compressed or encrypted")
     return z
+
+
+def _read_member(path: Path, z: zipfile.ZipFile, name: str) -> bytes:
+    """A member's bytes (its CRC checked by zipfile), or a refusal naming the file."""
+    try:
+        return z.read(name)
+    except Exception as exc:  # zipfile raises many kinds for a damaged archive: each is a refusal here
+        raise ReportError(f"{path}: member {name} of the calibration archive is damaged ({exc})") from None
 
 
 def read_document(path: Path, data: bytes) -> dict[str, Any]:
     """The document of a version 3 calibration whose bytes are ``data`` (arrays not read)."""
     z = _open(path, data)
-    raw = z.read(DOCUMENT)
+    raw = _read_member(path, z, DOCUMENT)
     try:
         doc = json.loads(raw)
     except ValueError as exc:
@@ -144,7 +152,7 @@ def read_arrays(path: Path, doc: Mapping[str, Any] | None = None) -> dict[str, n
     z = _open(path, data)
     out: dict[str, npt.NDArray[Any]] = {}
     for name, (dtype, spec) in ARRAY_MEMBERS.items():
-        blob = z.read(name)
+        blob = _read_member(path, z, name)
         entry = doc["arrays"][name]
         if hashlib.sha256(blob).hexdigest() != entry.get("sha256"):
             raise ReportError(f"{path}: array {name} does not match the SHA-256 its document states")

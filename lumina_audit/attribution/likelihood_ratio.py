@@ -17,9 +17,10 @@ spec leaves open are in ``docs/spec-notes.md`` (L1-L12).
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -132,24 +133,84 @@ def calibrate_channel(trials: Trials, folds: int, channel: str) -> ChannelLR:
 
 
 class LlrKey:
-    """Ranks one query's catalog rows by their calibrated, unbounded log10 LR (a :class:`.search.RowKey`).
+    """Ranks one query's catalog rows by their calibrated, unbounded log10 LR (a :class:`.search.SievedRowKey`).
 
     ``exact`` is the spec's evaluation: ``t = ((s - mu_j) / sd_j + (s - mu_q) / sd_q) / 2``, then
     ``(a t + b) / ln 10``. ``screen`` evaluates the same on the float32 screen values and bounds its
-    error by the screen's ``margin`` on s times the block's largest ``dt/ds``, plus a generous
-    allowance (2**-40 relative) for the rounding of both evaluations.
+    error by the screen's ``margin`` on s times the block's largest ``|dt/ds|``, plus a generous
+    allowance (2**-40 relative, some 8000 units in the last place) for the rounding of both evaluations.
+
+    ``floor`` lets a search skip most rows of a block without evaluating their keys: with ``a > 0``
+    every row's key is at most ``U(s) = (a (h(s) + (s - mu_q) / sd_q) / 2 + b) / ln 10``, where
+    ``h(s) = s / min sd - min(mu_j / sd_j)`` for ``s >= 0`` and ``s / max sd - min(mu_j / sd_j)`` below
+    (the block's extreme ``sd`` and a lower bound of ``mu_j / sd_j``). ``U`` is increasing, so a row
+    whose screen value is below ``U``'s inverse at the wanted estimate (less the rounding allowance,
+    less a 2**-40 relative slack for the inverse's own rounding) cannot be wanted.
+
+    The per-block extremes of ``sd`` and ``mu`` depend only on the cohort and ``block_rows``: they are
+    computed once per :class:`.cohort.Cohort` object (kept while it lives), so that a key costs O(1)
+    to make. A cohort's arrays are therefore taken as immutable once a key of it exists (as
+    :class:`.cohort.Cohort` is frozen): do not write into them afterwards. A cohort with a standard
+    deviation that is not above 0, a value that is not finite, or arrays of different lengths is
+    refused (``ValueError``), as is a query cohort with ``sd_q`` not above 0.
     """
 
+    #: Per cohort (weakly held) and block size: each block's (1 / min sd, 1 / max sd, min mu, max |mu|).
+    _extremes: ClassVar[weakref.WeakKeyDictionary[Cohort, dict[int, tuple[list[float], ...]]]] = (
+        weakref.WeakKeyDictionary())
+
     def __init__(self, cohort: Cohort, mu_q: float, sd_q: float, model: LogitFit, block_rows: int) -> None:
+        if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+            raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
+        if not (math.isfinite(mu_q) and math.isfinite(sd_q) and sd_q > 0):
+            raise ValueError(f"the query's cohort is degenerate (mu {mu_q!r}, sd {sd_q!r})")
+        if not (math.isfinite(model.a) and math.isfinite(model.b)):
+            raise ValueError(f"the model's a {model.a!r} and b {model.b!r} must be finite")
         self.mu, self.sd = cohort.mu, cohort.sd
         self.mu_q, self.sd_q, self.a, self.b = mu_q, sd_q, model.a, model.b
         self.block_rows = block_rows
-        inv = 1.0 / self.sd
-        self._max_inv: list[float] = []
-        self._max_mu_inv: list[float] = []
-        for s in range(0, self.sd.shape[0], block_rows):
-            self._max_inv.append(float(inv[s : s + block_rows].max()))
-            self._max_mu_inv.append(float((np.abs(self.mu[s : s + block_rows]) * inv[s : s + block_rows]).max()))
+        self._max_inv, self._min_inv, self._min_mu, self._max_abs_mu = self._block_extremes(cohort, block_rows)
+        self._inv_q = 1.0 / sd_q
+
+    @classmethod
+    def _block_extremes(cls, cohort: Cohort, block_rows: int) -> tuple[list[float], ...]:
+        per = cls._extremes.get(cohort)
+        if per is None:
+            per = {}
+            cls._extremes[cohort] = per
+        found = per.get(block_rows)
+        if found is not None:
+            return found
+        mu, sd = cohort.mu, cohort.sd
+        if not (isinstance(mu, np.ndarray) and isinstance(sd, np.ndarray) and mu.ndim == sd.ndim == 1
+                and mu.shape == sd.shape):
+            raise ValueError("a cohort's mu and sd must be one-dimensional arrays of one length")
+        edges = np.arange(0, sd.shape[0], block_rows)
+        if sd.shape[0]:
+            min_sd, max_sd = np.minimum.reduceat(sd, edges), np.maximum.reduceat(sd, edges)
+            min_mu, max_mu = np.minimum.reduceat(mu, edges), np.maximum.reduceat(mu, edges)
+        else:
+            min_sd = max_sd = min_mu = max_mu = np.empty(0, dtype=np.float64)
+        if not (np.all(min_sd > 0) and np.isfinite(max_sd).all() and np.isfinite(min_mu).all()
+                and np.isfinite(max_mu).all()):
+            raise ValueError("a cohort's standard deviations must be above 0 and its values finite")
+        with np.errstate(over="ignore"):
+            # 1/x is correctly rounded and decreasing: 1/min sd is the largest of the rows' 1/sd.
+            found = ((1.0 / min_sd).tolist(), (1.0 / max_sd).tolist(), min_mu.astype(np.float64).tolist(),
+                     np.maximum(max_mu, -min_mu).astype(np.float64).tolist())
+        per[block_rows] = found
+        return found
+
+    def _span(self, start: int, n: int) -> tuple[float, float, float, float]:
+        """The extremes (1 / min sd, 1 / max sd, min mu, max |mu|) over rows [start, start + n)."""
+        end = start + n
+        if n < 1 or end > self.sd.shape[0]:
+            raise ValueError(f"rows {start}..{end} are not within the cohort's {self.sd.shape[0]} rows")
+        b0, b1 = start // self.block_rows, (end - 1) // self.block_rows + 1
+        if b1 - b0 == 1:
+            return self._max_inv[b0], self._min_inv[b0], self._min_mu[b0], self._max_abs_mu[b0]
+        return (max(self._max_inv[b0:b1]), min(self._min_inv[b0:b1]), min(self._min_mu[b0:b1]),
+                max(self._max_abs_mu[b0:b1]))
 
     def _score(self, s: F64, mu: F64, sd: F64) -> F64:
         return ((s - mu) / sd + (s - self.mu_q) / self.sd_q) / 2.0
@@ -162,20 +223,42 @@ class LlrKey:
         return self._score(s, self.mu[rows], self.sd[rows])
 
     def exact(self, rows: I64, s: F64) -> F64:
+        """The log10 LRs of ``rows`` from their similarities (the spec's evaluation)."""
         return self._llr(s, self.mu[rows], self.sd[rows])
 
+    def _size(self, max_inv: float, max_abs_mu: float, bound: float) -> float:
+        """An upper bound of ``|t|``'s terms (``|s - mu_j| / sd_j + |s - mu_q| / sd_q``) for ``|s| <= 1 + bound``."""
+        return (1.0 + bound) * max_inv + max_abs_mu * max_inv + (1.0 + bound + abs(self.mu_q)) * self._inv_q
+
+    def screen_error(self, start: int, n: int, margin: float, bound: float) -> float:
+        """The error bound of :meth:`screen` on rows [start, start + n)."""
+        max_inv, _, _, max_abs_mu = self._span(start, n)
+        a = abs(self.a)
+        size = self._size(max_inv, max_abs_mu, bound)
+        err_t = margin * (max_inv + self._inv_q) / 2.0 + 2.0**-40 * size
+        return (a * err_t + 2.0**-40 * (a * size + abs(self.b))) / nm.LN10
+
     def screen(self, start: int, s: F32, margin: float, bound: float) -> tuple[F64, float]:
-        blk = start // self.block_rows
-        if start % self.block_rows:
-            raise ValueError(f"block at row {start} is not aligned to {self.block_rows} rows")
+        """Key estimates of rows [start, start + len(s)) from their screen values, and their error bound."""
         end = start + s.shape[0]
-        est = self._llr(s.astype(np.float64), self.mu[start:end], self.sd[start:end])
-        inv_q = 1.0 / self.sd_q
-        dt_ds = (self._max_inv[blk] + inv_q) / 2.0
-        size = (1.0 + bound) * self._max_inv[blk] + self._max_mu_inv[blk] + (1.0 + bound + abs(self.mu_q)) * inv_q
-        err_t = margin * dt_ds + 2.0**-40 * size
-        err = (self.a * err_t + 2.0**-40 * (self.a * size + abs(self.b))) / nm.LN10
-        return est, err
+        err = self.screen_error(start, s.shape[0], margin, bound)
+        return self._llr(s.astype(np.float64), self.mu[start:end], self.sd[start:end]), err
+
+    def floor(self, start: int, n: int, bound: float, lo: float) -> float:
+        """A similarity below which no row of [start, start + n) has a screen estimate ``>= lo`` (-inf: none known)."""
+        if not (self.a > 0 and math.isfinite(lo)):
+            return -math.inf
+        max_inv, min_inv, min_mu, max_abs_mu = self._span(start, n)
+        a, b, iq = self.a, self.b, self._inv_q
+        # The rounding of an estimate (the allowance of screen_error): est <= key(s) + rnd in real arithmetic.
+        rnd = 2.0**-40 * (2.0 * a * self._size(max_inv, max_abs_mu, bound) + abs(b)) / nm.LN10
+        two_t = 2.0 * (((lo - rnd) * nm.LN10 - b) / a)  # est >= lo needs 2 t(s) >= two_t
+        m_low = min_mu * (min_inv if min_mu >= 0 else max_inv)  # <= mu_j / sd_j for every row
+        y = two_t + self.mu_q * iq + m_low  # 2 t(s) <= h(s) + (s - mu_q) iq: needs s (1/sd + iq) >= y
+        thr = y / ((max_inv if y >= 0 else min_inv) + iq)
+        mag = 2.0 * ((abs(lo) + rnd) * nm.LN10 + abs(b)) / a + abs(self.mu_q) * iq + abs(m_low)
+        out = thr - (2.0**-40 * mag / (min_inv + iq) + 1e-300)
+        return out if math.isfinite(out) else -math.inf
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ transcendental functions are :mod:`.numeric`'s. The definitions are those of ``l
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,9 +215,18 @@ def elub(llrs: F64, h1: B, add_misleading: int = 1) -> tuple[float, float]:
 
 
 def clopper_pearson(x: float, n: float, level: float = 0.95) -> tuple[float, float]:
-    """The Clopper-Pearson interval of a proportion ``x / n`` (``x`` may be fractional, 0 <= x <= n)."""
+    """The Clopper-Pearson interval of a proportion ``x / n`` (``x`` may be fractional, 0 <= x <= n).
+
+    Remembered per process (a pure function of its arguments): an attribution asks it for the
+    same few counts of a calibration again and again.
+    """
     if not (n > 0) or not (0.0 <= x <= n):
         raise ValueError(f"clopper_pearson needs 0 <= x <= n and n > 0, got x={x!r}, n={n!r}")
+    return _clopper_pearson(float(x), float(n), float(level))
+
+
+@functools.lru_cache(maxsize=8192)
+def _clopper_pearson(x: float, n: float, level: float) -> tuple[float, float]:
     alpha = 1.0 - level
     lower = 0.0 if x == 0 else nm.beta_quantile(alpha / 2.0, x, n - x + 1.0)
     upper = 1.0 if x == n else nm.beta_quantile(1.0 - alpha / 2.0, x + 1.0, n - x)

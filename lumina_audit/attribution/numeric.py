@@ -72,7 +72,7 @@ def _f64(x: npt.ArrayLike) -> F64:
 def exp(x: npt.ArrayLike) -> F64:
     """e**x, elementwise (inf above 709.78, 0 below -745.13, nan for nan)."""
     x = _f64(x)
-    xc = np.clip(x, _EXP_MIN - 1.0, _EXP_MAX + 1.0)
+    xc = np.clip(np.where(np.isnan(x), 0.0, x), _EXP_MIN - 1.0, _EXP_MAX + 1.0)
     n = np.rint(xc * _INV_LN2)
     r = (xc - n * _LN2_HI) - n * _LN2_LO
     p = np.full_like(r, _EXP_COEFFS[0])

@@ -107,8 +107,9 @@ def _read(path: Path, fmt: str, data: bytes) -> tuple[dict[str, Any], str]:
     known = _JSON_VERSIONS[fmt]
     version = doc.get("version")
     if isinstance(version, bool) or version not in known:
+        also = " as JSON; version 3 is an archive" if fmt == CALIBRATION_FORMAT else ""
         raise ReportError(f"{path}: {fmt} version {version!r} is not supported (only "
-                          f"{' and '.join(map(str, known))})")
+                          f"{' and '.join(map(str, known))}{also})")
     if canonical(doc) != data:
         raise ReportError(f"{path}: not in canonical form (edited by hand?)")
     return doc, hashlib.sha256(data).hexdigest()

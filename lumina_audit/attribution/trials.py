@@ -98,6 +98,21 @@ def build_trials(
     """
     n = len(song_ids)
     c = len(control_ids)
+    g = 0 if negative_sims is None else negative_sims.shape[0]
+    if len(negative_ids) != g:
+        raise ValueError(f"{g} negatives but {len(negative_ids)} negative ids")
+    shapes = {"control_sims": (control_sims, (c, n)), "control_control": (control_control, (c, c)),
+              "positive_sims": (positive_sims, (len(positives), n)),
+              "positive_controls": (positive_controls, (len(positives), c)),
+              "negative_sims": (negative_sims, (g, n)), "negative_controls": (negative_controls, (g, c))}
+    for name, (a, shape) in shapes.items():
+        if (a is not None or g) and (a is None or a.shape != shape):
+            raise ValueError(f"{name} must have shape {list(shape)}, got {None if a is None else list(a.shape)}")
+    if cohort.mu.shape != (n,) or cohort.sd.shape != (n,):
+        raise ValueError(f"the cohort must hold {n} songs")
+    for p in positives:
+        if not p.sources or any(not 0 <= j < n for j in p.sources) or len(set(p.sources)) != len(p.sources):
+            raise ValueError(f"positive {p.song_id!r}: its sources must be distinct catalog rows")
     first = sorted({p.sources[0] for p in positives})
     unit_of_first = {row: u for u, row in enumerate(first)}
     transforms = tuple(sorted({p.transform for p in positives if p.transform is not None}))
@@ -135,9 +150,7 @@ def build_trials(
         mu_q, sd_q = query_stats(cohort_of_i, what=f"{where}control {control_ids[i]!r} (without itself)")
         loo = leave_out_stats(control_sims, i, song_ids, channel=channel, control_id=control_ids[i])
         add(score(control_sims[i], loo.mu, loo.sd, mu_q, sd_q), False, len(first) + i, H2_CONTROL, -1)
-    g = 0
     if negative_sims is not None and negative_controls is not None:
-        g = negative_sims.shape[0]
         for i in range(g):
             mu_q, sd_q = query_stats(negative_controls[i].tolist(), what=f"{where}negative {negative_ids[i]!r}")
             add(score(negative_sims[i], cohort.mu, cohort.sd, mu_q, sd_q), False, len(first) + c + i, H2_NEGATIVE,

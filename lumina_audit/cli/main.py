@@ -18,7 +18,7 @@ import typer
 
 from ..errors import ConfigError, LuminaError
 from ..signature.pins import Pins, reexec_if_needed
-from . import certificate, derive, keys, ledger, manifest, report, run, signature, verify
+from . import calibration, certificate, customize, derive, keys, ledger, manifest, report, run, signature, verify
 from ._common import echo, err
 
 __all__ = ["app", "main"]
@@ -32,21 +32,25 @@ app.add_typer(manifest.manifest_app, name="manifest")
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(verify.verify_app, name="verify")
 app.add_typer(report.report_app, name="report")
+app.add_typer(calibration.calibration_app, name="calibration")
 app.add_typer(certificate.certificate_app, name="certificate")
 app.add_typer(certificate.pki_app, name="pki")
 app.command("run", epilog="Example: lumina-audit run manifests/demo/extract.yaml --trust work/trust "
             "--key work/keys/operator.key")(run.run)
 app.command("signature", epilog=signature.SIGNATURE_EPILOG)(signature.signature)
 app.command("derive", epilog=derive.DERIVE_EPILOG)(derive.derive)
+app.command("customize", epilog=customize.CUSTOMIZE_EPILOG)(customize.customize)
 
 
 def _version(value: bool) -> None:
     if value:
         from .. import __version__
-        from ..signature.environment import bit_versions
+        from ..signature.environment import ATTRIBUTION_PACKAGES, bit_versions
 
         echo(f"lumina-audit {__version__}")
         echo(", ".join(f"{name} {version}" for name, version in bit_versions().items()))
+        echo("likelihood ratios (lumina-attribution-v2) follow " + ", ".join(
+            f"{name} {version}" for name, version in bit_versions(ATTRIBUTION_PACKAGES, python=False).items()))
         raise typer.Exit()
 
 
@@ -54,7 +58,8 @@ def _version(value: bool) -> None:
 def _options(
     version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
                                           help="Print the version, and those of Python, torch, torchaudio, "
-                                          "audiocraft and numpy (they decide a signature's bits), then exit.")] = False,
+                                          "audiocraft and numpy (they decide a signature's bits) and of lir "
+                                          "(the likelihood-ratio reference), then exit.")] = False,
 ) -> None:
     pass
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,9 +14,46 @@ from ._common import (
     echo,
 )
 
-__all__ = ["report_app", "report_show"]
+if TYPE_CHECKING:
+    from ..attribution.summary import Block
+
+__all__ = ["print_blocks", "report_app", "report_show"]
 
 report_app = typer.Typer(no_args_is_help=True, help="Read attribution reports.")
+
+
+def print_blocks(blocks: Sequence[Block]) -> None:
+    """Print lines and tables of :mod:`lumina_audit.attribution.summary`, as they are (no markup).
+
+    On a terminal too narrow for a table its cells fold (no figure is cut short); piped or captured,
+    the output is as wide as the widest table, so each row stays on one line.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..attribution.summary import Table as TextTable
+
+    console = Console(highlight=False, soft_wrap=True)
+    tables = []
+    for block in blocks:
+        if isinstance(block, TextTable):
+            table = Table()
+            for name, justify in zip(block.columns, block.justify, strict=True):
+                table.add_column(Text(name), justify=justify, overflow="fold")  # never cut a figure short
+            for row in block.rows:
+                table.add_row(*(Text(cell) for cell in row))
+            tables.append(table)
+    if not console.is_terminal and tables:
+        wide = console.options.update_width(100_000)
+        console.width = max(console.width, *(console.measure(t, options=wide).maximum for t in tables))
+    rendered = iter(tables)
+    for block in blocks:
+        if isinstance(block, TextTable):
+            console.print(Text(block.title))
+            console.print(next(rendered))
+        else:
+            console.print(Text(block))
 
 
 @report_app.command("show", epilog="Example: lumina-audit report show work/demo/out/reports/query.json")
@@ -23,7 +61,11 @@ def report_show(
     report: Annotated[Path, typer.Argument(help="Attribution report (JSON).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a report as a table per channel: share, similarity, z, above or below the threshold."""
+    """Print a report. Version 3 (likelihood ratios): the propositions, then per channel the listed songs
+    with their LR and verbal band, the bounds, the validation and the database-search figure. Versions 1
+    and 2: a table per channel of share, similarity, z, above or below the threshold. --json: the document
+    and its sha256.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -32,6 +74,11 @@ def report_show(
     doc, digest = read_report(report)
     if as_json:
         echo(json.dumps(doc | {"sha256": digest}, indent=1))
+        return
+    if doc["version"] >= 3:
+        from ..attribution.summary import report_blocks
+
+        print_blocks(report_blocks(doc, digest, source=str(report)))
         return
     console = Console(highlight=False, soft_wrap=True)  # header lines stay whole in a narrow or piped terminal
     q = doc["query"]

@@ -63,6 +63,11 @@ def run(
             echo(f"  skipped {len(skipped)} bad input(s), listed in the ledger record:")
         for k in skipped:
             echo(f"    {k['reason']}" if k["reason"].startswith(k["path"]) else f"    {k['path']}: {k['reason']}")
+    elif "controls" in s and "P_cllr" in s:  # lumina-attribution-v2
+        echo(f"  {s['controls']} control(s), {s['positives']} positive(s)"
+             + (f", {s['negatives']} negative(s)" if s.get("negatives") else "")
+             + f" against {s['catalog_songs']} catalog song(s), proposition {s['proposition']}: cross-validated "
+             f"Cllr P {s['P_cllr']:.3f}, M {s['M_cllr']:.3f}; `lumina-audit calibration show` prints the validation")
     elif "controls" in s:
         echo(f"  {s['controls']} control(s) against {s['catalog_songs']} catalog song(s): tau P {s['P_tau']:.6g}, "
              f"M {s['M_tau']:.6g}")

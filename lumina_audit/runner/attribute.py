@@ -21,10 +21,12 @@ from .base import (
     RunError,
     audio_entries,
     checked_file,
+    is_codes,
     primary,
     queries,
     read_store,
     same_space,
+    samples_of,
     signatures,
     store_has_space,
 )
@@ -163,9 +165,9 @@ def _plan_lr(ctx: Context) -> Plan:
     settings = cast(LRAttributionSettings, m.attribution)
     shortest = int(cal["shortest_positive_samples"])
     for inp, a in zip(inputs, audios, strict=True):  # outside the validated conditions (section 6)
-        if len(a.samples) < shortest:
+        if samples_of(a) < shortest:
             rate = float(cal["sample_rate"])
-            raise RunError(f"query {inp.path} lasts {len(a.samples) / rate:.2f} s, shorter than the shortest positive "
+            raise RunError(f"query {inp.path} lasts {samples_of(a) / rate:.2f} s, shorter than the shortest positive "
                            f"of calibration {cal_path} ({shortest / rate:.2f} s): outside the validated conditions")
     sigs = primary(signatures(session, inputs, audios, on_progress), session)
     q = queries(sigs)
@@ -191,7 +193,8 @@ def _plan_lr(ctx: Context) -> Plan:
                        for h, k in zip(hits, keys, strict=True)]
     folder = loaded.outputs["reports"]
     calibration = {"sha256": cal_digest, "method": cal["method"], "proposition": cal["proposition"],
-                   "settings": cal["settings"], "C": cal["C"], "N": cal["N"], "P": cal["P"],
+                   "settings": cal["settings"], "C": cal["C"], "N": cal["N"], "P": cal["P"], "G": cal["G"],
+                   "scored_from_codes": cal["scored_from_codes"],
                    "shortest_positive_samples": shortest, "sample_rate": cal["sample_rate"],
                    "channels": {ch: cal["channels"][ch] for ch in ("P", "M")}}
 
@@ -202,8 +205,7 @@ def _plan_lr(ctx: Context) -> Plan:
             doc: dict[str, Any] = {
                 "format": REPORT_FORMAT, "version": 3, "method": settings.method,
                 "signature_method": session.methods[0].name,
-                "query": {"song_id": sig.song_id, "file": inp.path.name, "file_sha256": sig.file_sha256,
-                          "pcm_sha256": sig.pcm_sha256, "chunks": sig.chunks, "samples": len(audios[i].samples)},
+                "query": _query(inp, sig, audios[i]),
                 "signature_space_sha256": session.space.digest,
                 "catalog": {"sha256": store_entry["sha256"], "songs": index.info.count},
                 "calibration": calibration,
@@ -223,6 +225,16 @@ def _plan_lr(ctx: Context) -> Plan:
               "highest": highest}
     after = None if signer is None or m.certificates is None else _certificates_after(ctx, signer, m.certificates)
     return Plan([*audio_entries(inputs, audios), store_entry, cal_entry], result, write, after)
+
+
+def _query(inp: Any, sig: Any, item: Any) -> dict[str, Any]:
+    """A version 3 report's query: its identity and length; a piece carried as codes says so."""
+    if is_codes(item):
+        return {"song_id": sig.song_id, "file": inp.path.name, "file_sha256": sig.file_sha256,
+                "codes_sha256": item.codes_sha256, "carried_as": "codes", "chunks": sig.chunks,
+                "samples": samples_of(item)}
+    return {"song_id": sig.song_id, "file": inp.path.name, "file_sha256": sig.file_sha256,
+            "pcm_sha256": sig.pcm_sha256, "chunks": sig.chunks, "samples": samples_of(item)}
 
 
 def _certificates_after(ctx: Context, signer: Any,

@@ -16,8 +16,9 @@ from ..evidence.manifest import (
     LoadedManifest,
 )
 
-__all__ = ["Context", "Plan", "Progress", "ProgressFn", "RunError", "audio_entries", "checked_file", "file_entry",
-           "primary", "queries", "read_store", "same_space", "signatures", "store_has_space"]
+__all__ = ["Context", "Plan", "Progress", "ProgressFn", "RunError", "audio_entries", "checked_file", "content_sha256",
+           "file_entry", "is_codes", "load_input", "primary", "queries", "read_store", "same_space", "samples_of",
+           "signatures", "store_has_space"]
 
 
 class RunError(LuminaError):
@@ -122,15 +123,62 @@ def read_store(loaded: LoadedManifest, ref: Any, loc: str) -> tuple[Path, Any, d
     return path, read_index(path), entry | {"kind": "signature-store"}
 
 
+def load_input(path: Path, config: Any, expected_sha256: str | None) -> Any:
+    """An input decoded: :class:`~lumina_audit.signature.audio.Audio`, or, for a ``.codes`` file, the
+    :class:`~lumina_audit.signature.codes.CodesPiece` it carries (its digest checked first either way)."""
+    from ..signature.audio import load_audio
+    from ..signature.codes import CODES_SUFFIX, read_codes
+
+    if path.suffix.lower() == CODES_SUFFIX:
+        return read_codes(path, expected_sha256)
+    return load_audio(path, config, expected_sha256)
+
+
+def is_codes(item: Any) -> bool:
+    """Whether a loaded input is a piece carried as its codes."""
+    from ..signature.codes import CodesPiece
+
+    return isinstance(item, CodesPiece)
+
+
+def samples_of(item: Any) -> int:
+    """The decoded length of a loaded input, in samples at the signature rate (for codes: what they stand for)."""
+    return int(item.sample_count) if is_codes(item) else int(item.samples.shape[0])
+
+
+def content_sha256(item: Any) -> str:
+    """What identifies a loaded input's content: its PCM SHA-256, or its codes' SHA-256."""
+    return str(item.codes_sha256 if is_codes(item) else item.pcm_sha256)
+
+
+def _chunk_count(item: Any, config: Any) -> int:
+    if is_codes(item):
+        return len(_codes_chunks(item, config))
+    return len(item.chunks)
+
+
+def _codes_chunks(piece: Any, config: Any) -> list[Any]:
+    """A codes piece cut as audio is (spec 2): chunks of ``chunk_seconds``, the last dropped under ``min_chunk``."""
+    frame = config.sample_rate // piece.frame_rate
+    chunks: list[Any] = piece.chunks(config.chunk_samples // frame, -(-config.min_chunk_samples // frame))
+    return chunks
+
+
 def signatures(session: Any, inputs: list[Any], audios: list[Any],
                on_progress: ProgressFn | None) -> list[dict[str, Any]]:
-    """Every session method's signatures of each input (one pass per song), by method name."""
+    """Every session method's signatures of each input (one pass per song), by method name.
+
+    A piece carried as codes goes through :func:`~lumina_audit.signature.extract.signatures_of_codes`,
+    the path audio takes after its encoding.
+    """
     import time
 
-    from ..signature.extract import signatures_of_audio
+    import torch
+
+    from ..signature.extract import signatures_of_audio, signatures_of_codes
 
     sigs = []
-    total = sum(len(a.chunks) for a in audios)
+    total = sum(_chunk_count(a, session.config) for a in audios)
     done, start = 0, time.monotonic()
     for i, a in zip(inputs, audios, strict=True):
         def tick(n: int, _k: int, base: int = done, name: str = i.path.name) -> None:
@@ -138,9 +186,19 @@ def signatures(session: Any, inputs: list[Any], audios: list[Any],
                 rate = (base + n) / max(time.monotonic() - start, 1e-9)
                 on_progress(Progress("chunks", base + n, total, rate=rate, eta_s=(total - base - n) / rate,
                                      name=name))
-        sigs.append(signatures_of_audio(a, session.model, session.config, session.pins, i.song_id,
-                                        session.methods, on_chunk=tick))
-        done += len(a.chunks)
+        if is_codes(a):
+            codes = [torch.from_numpy(c.copy()).unsqueeze(0) for c in _codes_chunks(a, session.config)]
+            if not codes:
+                raise RunError(f"{i.path}: its codes are shorter than one chunk of "
+                               f"{session.config.min_chunk_seconds:g} s")
+            sigs.append(signatures_of_codes(codes, session.model, session.config, session.pins, i.song_id,
+                                            session.methods, file_sha256=a.file_sha256, pcm_sha256=a.codes_sha256,
+                                            on_chunk=tick))
+            done += len(codes)
+        else:
+            sigs.append(signatures_of_audio(a, session.model, session.config, session.pins, i.song_id,
+                                            session.methods, on_chunk=tick))
+            done += len(a.chunks)
     return sigs
 
 
@@ -150,9 +208,20 @@ def primary(sigs: list[dict[str, Any]], session: Any) -> list[Any]:
 
 
 def audio_entries(inputs: list[Any], audios: list[Any]) -> list[dict[str, Any]]:
-    """Ledger entries of the audio inputs: size and SHA-256 of the very bytes that were decoded."""
-    return [{"path": str(i.path), "size": a.file_size, "sha256": a.file_sha256, "song_id": i.song_id,
-             "pcm_sha256": a.pcm_sha256, "chunks": len(a.chunks)} for i, a in zip(inputs, audios, strict=True)]
+    """Ledger entries of the audio inputs: size and SHA-256 of the very bytes that were decoded.
+
+    A piece carried as codes has ``codes_sha256`` and ``frames`` instead of ``pcm_sha256`` and ``chunks``.
+    """
+    out = []
+    for i, a in zip(inputs, audios, strict=True):
+        entry: dict[str, Any] = {"path": str(i.path), "size": a.file_size, "sha256": a.file_sha256,
+                                 "song_id": i.song_id}
+        if is_codes(a):
+            entry |= {"codes_sha256": a.codes_sha256, "frames": a.frames}
+        else:
+            entry |= {"pcm_sha256": a.pcm_sha256, "chunks": len(a.chunks)}
+        out.append(entry)
+    return out
 
 
 def queries(sigs: list[Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ not itself a catalog song (same PCM).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,9 +27,12 @@ from .base import (
     Plan,
     RunError,
     audio_entries,
+    content_sha256,
+    is_codes,
     primary,
     queries,
     read_store,
+    samples_of,
     signatures,
     store_has_space,
 )
@@ -43,17 +46,73 @@ class _Read:
     index: Any
     entry: dict[str, Any]
     positives: list[Any]  #: ResolvedInput, labelled
-    audios: list[Any]  #: their decoded Audio
+    audios: list[Any]  #: their decoded Audio (or, for a generated piece, its codes)
+    negatives: list[Any] = field(default_factory=list)  #: ResolvedInput (influence only)
+    negative_items: list[Any] = field(default_factory=list)
 
 
 def read(loaded: LoadedManifest) -> _Read:
     m = cast(CalibrateManifest, loaded.manifest)
     store, index, entry = read_store(loaded, m.catalog, "catalog store")
     store_has_space(f"catalog store {store}", index.info, loaded.spaces()[0])  # before the model loads
-    positives, audios = _positives(loaded, index)
-    if isinstance(m.calibration, LRCalibrationSettings):
-        _check_trials(m.calibration, positives)
-    return _Read(store, index, entry, positives, audios)
+    settings = m.calibration
+    negatives: list[Any]
+    negative_items: list[Any]
+    if isinstance(settings, LRCalibrationSettings) and settings.proposition == "influence":
+        positives, audios, negatives, negative_items = _pieces(loaded, index)
+    else:
+        (positives, audios), negatives, negative_items = _positives(loaded, index), [], []
+    if isinstance(settings, LRCalibrationSettings):
+        _check_trials(settings, positives)
+    return _Read(store, index, entry, positives, audios, negatives, negative_items)
+
+
+def _pieces(loaded: LoadedManifest, index: Any) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """The influence proposition's positives and negatives: pieces of ``lumina-audit customize``, each checked
+    against its record: sampled by the manifest's own model, positives fine-tuned on a catalog song (the very
+    same PCM), negatives by the unmodified model, all with the same sampling settings."""
+    from dataclasses import replace
+
+    from ..customization import CustomizationError, read_record
+    from .base import load_input
+
+    config, model = loaded.config(), loaded.manifest.model.digests()
+    catalog = dict(zip(index.song_ids, index.pcm_sha256, strict=True))
+    out: dict[str, tuple[list[Any], list[Any]]] = {}
+    sampling: tuple[Path, Any] | None = None
+    for name, kind in (("positives", "fine-tuned"), ("negatives", "base")):
+        labelled, items = [], []
+        for p in resolve_inputs(loaded, name):
+            item = load_input(p.path, config, p.expected_sha256)
+            try:
+                record = read_record(p.path, item.file_sha256)
+            except CustomizationError as exc:
+                raise RunError(f"{name[:-1]} {exc.message}", hint=exc.hint) from None
+            if record["kind"] != kind:
+                raise RunError(f"{name[:-1]} {p.path}: its record says it was sampled by the {record['kind']} "
+                               f"model; {name} of the influence proposition are pieces of the {kind} model")
+            if record.get("base_model") != dict(sorted(model.items())):
+                raise RunError(f"{name[:-1]} {p.path} was sampled from a model with digests "
+                               f"{record.get('base_model')}, not this manifest's {dict(sorted(model.items()))}")
+            if sampling is None:
+                sampling = (p.path, record.get("sampling"))
+            elif record.get("sampling") != sampling[1]:
+                raise RunError(f"{name[:-1]} {p.path} was sampled with other settings than {sampling[0]}: "
+                               "positives and negatives must share every sampling setting")
+            sources: tuple[str, ...] = ()
+            if kind == "fine-tuned":
+                song = record["song"]
+                sid = str(song.get("song_id"))
+                if sid not in catalog:
+                    raise RunError(f"positive {p.path}: its song {sid!r} is not a song of the catalog store")
+                if song.get("pcm_sha256") != catalog[sid]:
+                    raise RunError(f"positive {p.path} was fine-tuned on PCM {song.get('pcm_sha256')}, but catalog "
+                                   f"song {sid!r} has PCM {catalog[sid]}")
+                sources = (sid,)
+            labelled.append(replace(p, sources=sources, transform=None))
+            items.append(item)
+        out[name] = (labelled, items)
+    return out["positives"][0], out["positives"][1], out["negatives"][0], out["negatives"][1]
 
 
 def _check_trials(settings: LRCalibrationSettings, positives: list[Any]) -> None:
@@ -198,17 +257,26 @@ def _check_inputs(ctx: Context, settings: LRCalibrationSettings, pre: _Read) -> 
     catalog = dict(zip(pre.index.pcm_sha256, pre.index.song_ids, strict=True))
     controls: dict[str, Any] = {}
     for inp, audio in zip(ctx.inputs, ctx.audios, strict=True):
-        if audio.pcm_sha256 in catalog:
-            raise RunError(f"control {inp.path} has the PCM of catalog song {catalog[audio.pcm_sha256]!r} "
-                           f"({audio.pcm_sha256}): a control must not be in the catalog")
-        if audio.pcm_sha256 in controls:
-            raise RunError(f"controls {controls[audio.pcm_sha256]} and {inp.path} have the same PCM "
-                           f"({audio.pcm_sha256})")
-        controls[audio.pcm_sha256] = inp.path
-    for p, audio in zip(pre.positives, pre.audios, strict=True):
-        if audio.pcm_sha256 in controls:
-            raise RunError(f"positive {p.path} has the PCM of control {controls[audio.pcm_sha256]} "
-                           f"({audio.pcm_sha256}): a track is a positive or a control, not both")
+        pcm = content_sha256(audio)
+        if pcm in catalog:
+            raise RunError(f"control {inp.path} has the PCM of catalog song {catalog[pcm]!r} "
+                           f"({pcm}): a control must not be in the catalog")
+        if pcm in controls:
+            raise RunError(f"controls {controls[pcm]} and {inp.path} have the same PCM ({pcm})")
+        controls[pcm] = inp.path
+    seen: dict[str, Any] = {}
+    for what, items, loaded_items in (("positive", pre.positives, pre.audios),
+                                      ("negative", pre.negatives, pre.negative_items)):
+        for p, audio in zip(items, loaded_items, strict=True):
+            pcm = content_sha256(audio)
+            if pcm in controls:
+                raise RunError(f"{what} {p.path} has the PCM of control {controls[pcm]} "
+                               f"({pcm}): a track is a positive or a control, not both")
+            if pcm in catalog:
+                raise RunError(f"{what} {p.path} has the content of catalog song {catalog[pcm]!r} ({pcm})")
+            if pcm in seen:
+                raise RunError(f"{what} {p.path} and {seen[pcm]} have the same content ({pcm})")
+            seen[pcm] = p.path
 
 
 def _plan_lr(ctx: Context, settings: LRCalibrationSettings) -> Plan:
@@ -228,10 +296,13 @@ def _plan_lr(ctx: Context, settings: LRCalibrationSettings) -> Plan:
     _check_inputs(ctx, settings, pre)
     controls = primary(signatures(session, ctx.inputs, ctx.audios, on_progress), session)
     positives = primary(signatures(session, pre.positives, pre.audios, on_progress), session)
+    negatives = primary(signatures(session, pre.negatives, pre.negative_items, on_progress), session) \
+        if pre.negatives else []
     row = {sid: j for j, sid in enumerate(index.song_ids)}
     labels = [Labelled(s.song_id, tuple(row[x] for x in p.sources), p.transform)
               for p, s in zip(pre.positives, positives, strict=True)]
     qc, qp = queries(controls), queries(positives)
+    qn = queries(negatives) if negatives else None
     channels: dict[str, Any] = {}
     arrays: dict[str, Any] = {}
     for ch in ("P", "M"):
@@ -241,25 +312,40 @@ def _plan_lr(ctx: Context, settings: LRCalibrationSettings) -> Plan:
             cohort=cohort, control_sims=control_sims, control_control=exact_similarities(qc[ch], qc[ch]),
             positive_sims=similarities(store, ch, qp[ch], space_digest=session.space.digest),
             positive_controls=exact_similarities(qp[ch], qc[ch]), positives=labels, song_ids=index.song_ids,
-            control_ids=[s.song_id for s in controls], channel=ch)
+            control_ids=[s.song_id for s in controls], channel=ch,
+            negative_sims=similarities(store, ch, qn[ch], space_digest=session.space.digest) if qn else None,
+            negative_controls=exact_similarities(qn[ch], qc[ch]) if qn else None,
+            negative_ids=[s.song_id for s in negatives])
         channels[ch] = calibrate_channel(trials, settings.folds, ch)
         arrays[f"cohort-{ch}.npy"] = np.stack([cohort.mu, cohort.sd], axis=1)
         arrays[f"controls-{ch}.npy"] = qc[ch]
     h1, h2 = PROPOSITIONS[settings.proposition]
-    samples = [len(a.samples) for a in pre.audios]
+    samples = [samples_of(a) for a in pre.audios]
+    proposition = {"name": settings.proposition, "h1": h1, "h2": h2}
+    if settings.validation_songs is not None:
+        proposition["validation_songs"] = settings.validation_songs
+
+    def described(s: Any, a: Any) -> dict[str, Any]:
+        """A track of the calibration: its identity, decoded length, and how a generated piece was carried."""
+        if is_codes(a):
+            return {"song_id": s.song_id, "file_sha256": s.file_sha256, "codes_sha256": a.codes_sha256,
+                    "carried_as": "codes", "samples": samples_of(a)}
+        return {"song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256,
+                "samples": samples_of(a)}
+
     doc: dict[str, Any] = {
         "method": METHOD,
-        "proposition": {"name": settings.proposition, "h1": h1, "h2": h2},
-        "settings": settings.model_dump(mode="json", exclude={"method", "proposition"}),
+        "proposition": proposition,
+        "settings": settings.model_dump(mode="json", exclude={"method", "proposition", "validation_songs"}),
         "signature_method": session.methods[0].name,
         "signature_space_sha256": session.space.digest, "signature_space": session.space.as_dict(),
         "catalog": {"sha256": pre.entry["sha256"], "songs": index.info.count},
-        "controls": [{"song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256,
-                      "samples": len(a.samples)} for s, a in zip(controls, ctx.audios, strict=True)],
-        "positives": [{"song_id": s.song_id, "file_sha256": s.file_sha256, "pcm_sha256": s.pcm_sha256,
-                       "transform": p.transform, "sources": list(p.sources), "samples": len(a.samples)}
+        "controls": [described(s, a) for s, a in zip(controls, ctx.audios, strict=True)],
+        "positives": [described(s, a) | {"transform": p.transform, "sources": list(p.sources)}
                       for s, p, a in zip(positives, pre.positives, pre.audios, strict=True)],
-        "C": len(controls), "N": index.info.count, "P": len(positives),
+        "negatives": [described(s, a) for s, a in zip(negatives, pre.negative_items, strict=True)],
+        "scored_from_codes": any(is_codes(a) for a in [*ctx.audios, *pre.audios, *pre.negative_items]),
+        "C": len(controls), "N": index.info.count, "P": len(positives), "G": len(negatives),
         "sample_rate": session.config.sample_rate, "shortest_positive_samples": min(samples),
         "channels": {ch: c.as_dict() for ch, c in channels.items()},
         "manifest_digest": loaded.digest,
@@ -267,9 +353,11 @@ def _plan_lr(ctx: Context, settings: LRCalibrationSettings) -> Plan:
     entries = [*audio_entries(ctx.inputs, ctx.audios), pre.entry]
     entries += [e | {"kind": "positive", "transform": p.transform, "sources": list(p.sources)}
                 for e, p in zip(audio_entries(pre.positives, pre.audios), pre.positives, strict=True)]
+    entries += [e | {"kind": "negative"} for e in audio_entries(pre.negatives, pre.negative_items)]
     result: dict[str, Any] = {
         "signature_space_sha256": session.space.digest, "method": METHOD, "proposition": settings.proposition,
         "controls": len(controls), "catalog_songs": index.info.count, "positives": len(positives),
+        "negatives": len(negatives),
         **{f"{ch}_cllr": c.validation.overall.cllr for ch, c in channels.items()},
         **{f"{ch}_bounds": [c.lower, c.upper] for ch, c in channels.items()}}
     out = loaded.outputs["calibration"]

@@ -95,11 +95,14 @@ def _refuse_existing_outputs(loaded: LoadedManifest) -> None:
 
 
 def _audio_inputs(loaded: LoadedManifest, config: Any) -> tuple[list[Any], list[Any]]:
-    """Resolve the kind's audio inputs and decode them, each digest checked before decoding (step 5)."""
-    from ..signature.audio import load_audio
+    """Resolve the kind's audio inputs and decode them, each digest checked before decoding (step 5).
+
+    A query carried as codes (a generated piece) is read as its codes.
+    """
+    from .base import load_input
 
     inputs = resolve_inputs(loaded)
-    return inputs, [load_audio(i.path, config, i.expected_sha256) for i in inputs]
+    return inputs, [load_input(i.path, config, i.expected_sha256) for i in inputs]
 
 
 def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519PrivateKey,

@@ -11,18 +11,22 @@ from typing import Any
 
 from .pins import Pins
 
-__all__ = ["BIT_PACKAGES", "PACKAGES", "bit_relevant", "bit_versions", "describe", "differences"]
+__all__ = [
+    "ATTRIBUTION_PACKAGES", "BIT_PACKAGES", "PACKAGES", "bit_relevant", "bit_versions", "describe", "differences",
+]
 
 #: Packages whose versions can change bits or behaviour.
-PACKAGES = ("torch", "torchaudio", "audiocraft", "numpy", "h5py", "soundfile", "lumina-audit")
+PACKAGES = ("torch", "torchaudio", "audiocraft", "numpy", "h5py", "soundfile", "lir", "lumina-audit")
 #: The packages whose versions decide a signature's bits (``lumina-audit --version`` names them).
 BIT_PACKAGES = ("torch", "torchaudio", "audiocraft", "numpy")
+#: The reference of lumina-attribution-v2's figures (``lir``, whose definitions they follow and are tested against).
+ATTRIBUTION_PACKAGES = ("lir",)
 
 
-def bit_versions() -> dict[str, str]:
-    """Python's version and those of :data:`BIT_PACKAGES`, read from package metadata (torch is not imported)."""
-    versions = {"Python": platform.python_version()}
-    for name in BIT_PACKAGES:
+def bit_versions(packages: tuple[str, ...] = BIT_PACKAGES, python: bool = True) -> dict[str, str]:
+    """Python's version and those of ``packages``, read from package metadata (torch is not imported)."""
+    versions = {"Python": platform.python_version()} if python else {}
+    for name in packages:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -82,12 +86,16 @@ def describe(pins: Pins) -> dict[str, Any]:
 def bit_relevant(env: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a :func:`describe` that can change a signature's bits, for comparing two processes.
 
-    Library versions (all of :data:`PACKAGES`, Python and libsndfile), torch's CPU capability and
-    thread count, the CPU architecture and SIMD flags, the GPU (name, capability, driver, CUDA,
-    cuDNN) and the pins. Not the CPU model name, the kernel or the number of CPUs.
+    Library versions (all of :data:`PACKAGES` but :data:`ATTRIBUTION_PACKAGES`, which compute no
+    signature; Python and libsndfile), torch's CPU capability and thread count, the CPU architecture
+    and SIMD flags, the GPU (name, capability, driver, CUDA, cuDNN) and the pins. Not the CPU model
+    name, the kernel or the number of CPUs.
     """
     cpu = env.get("cpu") or {}
-    return {"versions": env.get("versions"), "torch_cpu_capability": env.get("torch_cpu_capability"),
+    versions = env.get("versions")
+    if isinstance(versions, Mapping):
+        versions = {k: v for k, v in versions.items() if k not in ATTRIBUTION_PACKAGES}
+    return {"versions": versions, "torch_cpu_capability": env.get("torch_cpu_capability"),
             "torch_threads": env.get("torch_threads"),
             "cpu": {"machine": cpu.get("machine"), "simd_flags": cpu.get("simd_flags")},
             "gpu": env.get("gpu"), "pins": env.get("pins")}

@@ -1,10 +1,13 @@
-"""Extraction: audio file + loaded model -> :class:`~lumina_audit.signature.Signature` per method.
+"""Extraction: audio (or EnCodec codes) + loaded model -> :class:`~lumina_audit.signature.Signature` per method.
 
-Chunks are processed one at a time (or, with ``SignatureConfig.chunk_batch`` > 1, in
-groups of equal-length chunks); both channels' 72 hooked gradients come from one backward
-pass per chunk (or group) and are accumulated in float64 (spec 5) where the pin ``sums``
-says (:mod:`.accumulate`); the averages are then summarised by each signature method
-(:mod:`.methods`).
+:func:`signatures_of_audio` encodes each chunk with the checkpoint's EnCodec (spec 3.1) and
+hands the codes to :func:`signatures_of_codes`, which every later step belongs to: chunks one
+at a time (or, with ``SignatureConfig.chunk_batch`` > 1, in groups of equal-length chunks);
+both channels' 72 hooked gradients come from one backward pass per chunk (or group) and are
+accumulated in float64 (spec 5) where the pin ``sums`` says (:mod:`.accumulate`); the averages
+are then summarised by each signature method (:mod:`.methods`). A piece carried as its codes
+(a generated piece whose decoder cannot decode it) is therefore scored exactly as the audio
+that encodes to those codes would be.
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ import torch
 from ..errors import ConfigError
 from .accumulate import ChunkSums, make_sums
 from .audio import Audio, load_audio
-from .gradients import group_gradients, stream_gradients
+from .gradients import Codes, chunk_codes, group_gradients, stream_gradients
 from .methods import SignatureMethod, normalise
 from .model import LoadedModel
 from .pins import Pins
 from .result import Signature
 from .space import SignatureConfig
 
-__all__ = ["chunk_groups", "default_song_id", "extract", "signature_of_audio", "signatures_of_audio", "summarise"]
+__all__ = ["chunk_groups", "default_song_id", "extract", "signature_of_audio", "signatures_of_audio",
+           "signatures_of_codes", "summarise"]
 
 
 def default_song_id(path: str | os.PathLike[str]) -> str:
@@ -55,39 +59,64 @@ def signatures_of_audio(audio: Audio, model: LoadedModel, config: SignatureConfi
                         on_chunk: Callable[[int, int], None] | None = None) -> dict[str, Signature]:
     """Every method's signatures of an already loaded :class:`Audio`, by method name (spec sections 3-7).
 
-    One forward and one backward pass per chunk (or group of ``config.chunk_batch`` chunks)
-    serve all ``methods``: the 72 hooked gradients are summed over chunks in float64 (spec 5),
-    on the device or the host (pin ``sums``), taken together or streamed (pin ``gradients``),
-    and each tensor's average is handed to every method in turn and then dropped, so at most
-    one averaged tensor exists at a time.
+    Each chunk is encoded alone (spec 3.1), then :func:`signatures_of_codes` does the rest,
+    grouping chunks of equal sample length.
+    """
+    samples = torch.from_numpy(audio.samples).to(model.device)
+    codes = [chunk_codes(model, samples[start:start + length]) for start, length in audio.chunks]
+    return signatures_of_codes(codes, model, config, pins, song_id, methods, file_sha256=audio.file_sha256,
+                               pcm_sha256=audio.pcm_sha256, lengths=[length for _, length in audio.chunks],
+                               on_chunk=on_chunk)
+
+
+def signatures_of_codes(codes: Sequence[Codes], model: LoadedModel, config: SignatureConfig, pins: Pins,
+                        song_id: str, methods: Sequence[SignatureMethod], *, file_sha256: str, pcm_sha256: str,
+                        lengths: Sequence[int] | None = None,
+                        on_chunk: Callable[[int, int], None] | None = None) -> dict[str, Signature]:
+    """Every method's signatures of chunks given as EnCodec codes (each ``[1, K, T]`` int64), by method name.
+
+    Spec sections 3.2-7: one forward and one backward pass per chunk (or group of
+    ``config.chunk_batch`` consecutive chunks of equal ``lengths``; the codes' frame counts
+    when not given) serve all ``methods``: the 72 hooked gradients are summed over chunks in
+    float64 (spec 5), on the device or the host (pin ``sums``), taken together or streamed (pin
+    ``gradients``), and each tensor's average is handed to every method in turn and then
+    dropped, so at most one averaged tensor exists at a time. ``file_sha256`` and
+    ``pcm_sha256`` name what the codes came from (for a piece carried as codes: its file's and
+    its codes' SHA-256).
     """
     if not methods or len({m.name for m in methods}) != len(methods):
         raise ConfigError("name at least one signature method, each once")
+    if not codes:
+        raise ConfigError("no chunk to compute a signature of")
+    for c in codes:
+        if c.dim() != 3 or c.shape[0] != 1 or c.shape[1] != len(config.codebook_boosts):
+            raise ConfigError(f"codes of a chunk must be [1, {len(config.codebook_boosts)}, T], got {list(c.shape)}")
+    keys = list(lengths) if lengths is not None else [int(c.shape[-1]) for c in codes]
+    if len(keys) != len(codes):
+        raise ConfigError(f"{len(codes)} chunks of codes but {len(keys)} lengths")
     params = [*model.hooked["P"], *model.hooked["M"]]
     sums = make_sums(params, model.device, pins)
     try:
-        samples = torch.from_numpy(audio.samples).to(model.device)
         done = 0
-        for group in chunk_groups(audio.chunks, config.chunk_batch):
-            chunks = [samples[start:start + length] for start, length in group]
+        for group in chunk_groups(list(enumerate(keys)), config.chunk_batch):
+            group_codes = [codes[i].to(model.device) for i, _ in group]
             if pins.gradients == "streamed":
-                stream_gradients(model, chunks, config, pins, params, sums.add)
+                stream_gradients(model, group_codes, config, pins, params, sums.add)
             else:
-                grads = group_gradients(model, chunks, config, pins, params)
+                grads = group_gradients(model, group_codes, config, pins, params)
                 for k, g in enumerate(grads):
                     sums.add(k, g)
                 del grads
             for _ in group:
                 done += 1
                 if on_chunk is not None:
-                    on_chunk(done, len(audio.chunks))
-        raws = summarise(sums, len(audio.chunks), model, config, methods)
+                    on_chunk(done, len(codes))
+        raws = summarise(sums, len(codes), model, config, methods)
     finally:
         sums.close()
     return {
-        name: Signature(song_id=song_id, file_sha256=audio.file_sha256, pcm_sha256=audio.pcm_sha256,
-                        chunks=len(audio.chunks), raw_p=raw["P"], raw_m=raw["M"], p=normalise(raw["P"]),
-                        m=normalise(raw["M"]))
+        name: Signature(song_id=song_id, file_sha256=file_sha256, pcm_sha256=pcm_sha256, chunks=len(codes),
+                        raw_p=raw["P"], raw_m=raw["M"], p=normalise(raw["P"]), m=normalise(raw["M"]))
         for name, raw in raws.items()
     }
 

@@ -1,10 +1,11 @@
 """Gradient stage (spec signature-v1, section 3), shared by every signature method.
 
-For each chunk: EnCodec codes under ``no_grad``, teacher-forcing predictions
-under null conditioning, the boosted cross-entropy over *valid* positions only,
-and the gradient of the hooked tensors. :mod:`.extract` sums the gradients over
-chunks in float64 (section 5) and hands their average to the methods
-(:mod:`.methods`).
+For each chunk: EnCodec codes under ``no_grad`` (:func:`chunk_codes`), then, from the
+codes alone, teacher-forcing predictions under null conditioning, the boosted
+cross-entropy over *valid* positions only, and the gradient of the hooked tensors.
+Everything after the encoding takes codes, so audio and a piece carried as its codes
+go through the same path. :mod:`.extract` sums the gradients over chunks in float64
+(section 5) and hands their average to the methods (:mod:`.methods`).
 
 A group of chunks (``SignatureConfig.chunk_batch`` > 1, chunks of equal length) runs as one
 batch ``[B, K, T]`` through the LM: each chunk is encoded alone (so its codes are those of
@@ -32,6 +33,9 @@ from .space import SignatureConfig
 
 __all__ = ["batch_codes_loss", "chunk_codes", "chunk_gradients", "chunk_loss", "codes_loss", "group_gradients",
            "group_loss", "stream_gradients"]
+
+#: Codes of one chunk, ``[1, K, T]`` int64 (what :func:`chunk_codes` returns).
+Codes = torch.Tensor
 
 
 def chunk_codes(model: LoadedModel, chunk: torch.Tensor) -> torch.Tensor:
@@ -63,11 +67,11 @@ def codes_loss(model: LoadedModel, codes: torch.Tensor, boosts: Sequence[float])
     return total / n_valid
 
 
-def chunk_gradients(model: LoadedModel, chunk: torch.Tensor, config: SignatureConfig, pins: Pins,
+def chunk_gradients(model: LoadedModel, codes: Codes, config: SignatureConfig, pins: Pins,
                     params: Sequence[torch.nn.Parameter]) -> tuple[torch.Tensor, ...]:
-    """Gradients (float32, same shapes as ``params``) of the loss of one chunk."""
+    """Gradients (float32, same shapes as ``params``) of the loss of one chunk's codes ``[1, K, T]``."""
     with sdpa_context(pins):
-        loss = chunk_loss(model, chunk, config.codebook_boosts)
+        loss = codes_loss(model, codes, config.codebook_boosts)
         if not torch.isfinite(loss):
             raise SignatureError(f"the loss of a chunk is not finite ({float(loss)})")
         return torch.autograd.grad(loss, list(params))
@@ -94,33 +98,36 @@ def batch_codes_loss(model: LoadedModel, codes: torch.Tensor, boosts: Sequence[f
     return total
 
 
-def group_loss(model: LoadedModel, chunks: Sequence[torch.Tensor], boosts: Sequence[float]) -> torch.Tensor:
-    """The loss of one chunk ``[S]`` (:func:`chunk_loss`), or the summed loss of equal-length chunks in one batch."""
-    if len(chunks) == 1:
-        return chunk_loss(model, chunks[0], boosts)
-    if len({c.shape[0] for c in chunks}) != 1:
+def group_loss(model: LoadedModel, codes: Sequence[Codes], boosts: Sequence[float]) -> torch.Tensor:
+    """The loss of one chunk's codes (:func:`codes_loss`), or the summed loss of equal-length chunks in one batch.
+
+    Each chunk was encoded alone (so its codes are those of the unbatched path).
+    """
+    if len(codes) == 1:
+        return codes_loss(model, codes[0], boosts)
+    if len({c.shape[-1] for c in codes}) != 1:
         raise SignatureError("only chunks of equal length can share a batch")
-    codes = torch.cat([chunk_codes(model, c) for c in chunks], dim=0)  # [B, K, T], each chunk encoded alone
-    return batch_codes_loss(model, codes, boosts)
+    return batch_codes_loss(model, torch.cat(list(codes), dim=0), boosts)  # [B, K, T]
 
 
-def _checked_loss(model: LoadedModel, chunks: Sequence[torch.Tensor], config: SignatureConfig) -> torch.Tensor:
-    loss = group_loss(model, chunks, config.codebook_boosts)
+def _checked_loss(model: LoadedModel, codes: Sequence[Codes], config: SignatureConfig) -> torch.Tensor:
+    loss = group_loss(model, codes, config.codebook_boosts)
     if not torch.isfinite(loss):
         raise SignatureError(f"the loss of a chunk is not finite ({float(loss)})")
     return loss
 
 
-def group_gradients(model: LoadedModel, chunks: Sequence[torch.Tensor], config: SignatureConfig, pins: Pins,
+def group_gradients(model: LoadedModel, codes: Sequence[Codes], config: SignatureConfig, pins: Pins,
                     params: Sequence[torch.nn.Parameter]) -> tuple[torch.Tensor, ...]:
-    """Gradients (float32, shapes of ``params``) of the summed loss of ``chunks`` (one: :func:`chunk_gradients`)."""
-    if len(chunks) == 1:
-        return chunk_gradients(model, chunks[0], config, pins, params)
+    """Gradients (float32, shapes of ``params``) of the summed loss of chunks' ``codes`` (one chunk:
+    :func:`chunk_gradients`)."""
+    if len(codes) == 1:
+        return chunk_gradients(model, codes[0], config, pins, params)
     with sdpa_context(pins):
-        return torch.autograd.grad(_checked_loss(model, chunks, config), list(params))
+        return torch.autograd.grad(_checked_loss(model, codes, config), list(params))
 
 
-def stream_gradients(model: LoadedModel, chunks: Sequence[torch.Tensor], config: SignatureConfig, pins: Pins,
+def stream_gradients(model: LoadedModel, codes: Sequence[Codes], config: SignatureConfig, pins: Pins,
                      params: Sequence[torch.nn.Parameter], consume: Callable[[int, torch.Tensor], None]) -> None:
     """The gradients of :func:`group_gradients`, each handed to ``consume(k, grad)`` as the backward makes it.
 
@@ -144,7 +151,7 @@ def stream_gradients(model: LoadedModel, chunks: Sequence[torch.Tensor], config:
     handles = [p.register_post_accumulate_grad_hook(hook) for p in params]  # type: ignore[no-untyped-call]
     try:
         with sdpa_context(pins):
-            torch.autograd.backward(_checked_loss(model, chunks, config), inputs=list(params))
+            torch.autograd.backward(_checked_loss(model, codes, config), inputs=list(params))
     finally:
         for h in handles:
             h.remove()

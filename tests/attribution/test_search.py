@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lumina_audit.attribution import search
+from lumina_audit.attribution import scan
 from lumina_audit.attribution.search import (
     Hits,
     ResidentRows,
@@ -188,7 +188,7 @@ def test_near_threshold_rows_below_float32_resolution() -> None:
         want = select(dense, tau, top_k)
         for block_rows in (13, 256, 4096):
             assert_same_hits(top_and_threshold_rows(rows, q, tau, top_k, block_rows)[0], want)
-            with mock.patch.object(search, "_NARROW_ABOVE", 0):
+            with mock.patch.object(scan, "_NARROW_ABOVE", 0):
                 assert_same_hits(top_and_threshold_rows(rows, q, tau, top_k, block_rows)[0], want)
 
 
@@ -219,7 +219,7 @@ def test_sparse_equals_dense_random(
         q[0] = rows[0]
     dense = exact_similarities(q, rows)
     got = top_and_threshold_rows(rows, q, tau, top_k, block_rows)
-    with mock.patch.object(search, "_NARROW_ABOVE", 0):  # narrow every block with its own top_k-th value
+    with mock.patch.object(scan, "_NARROW_ABOVE", 0):  # narrow every block with its own top_k-th value
         narrowed = top_and_threshold_rows(rows, q, tau, top_k, block_rows)
     for i in range(n_q):
         want = select(dense[i], tau, top_k)

@@ -185,11 +185,12 @@ def test_version_names_the_package_and_the_versions_that_decide_bits() -> None:
 
     out = cli("--version")
     assert out.returncode == 0, out.stderr
-    first, second = out.stdout.splitlines()
+    first, second, third = out.stdout.splitlines()
     assert first == f"lumina-audit {__version__}" and __version__ == metadata.version("lumina-audit")
     assert second == (f"Python {sys.version.split()[0]}, torch {metadata.version('torch')}, torchaudio "
                       f"{metadata.version('torchaudio')}, audiocraft {metadata.version('audiocraft')}, numpy "
                       f"{metadata.version('numpy')}")
+    assert third == f"likelihood ratios (lumina-attribution-v2) follow lir {metadata.version('lir')}"
     assert out.stderr == ""
 
 

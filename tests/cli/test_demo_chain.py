@@ -1,10 +1,12 @@
 """The demo's whole chain, through the CLI, on a smaller catalog (issue 6).
 
 ``scripts/demo.py`` runs every step as the command a user would type (keys, trust
-file, throwaway PKI, manifests signed by two people, ``run`` Extract -> Calibrate (once per
-method) -> Attribute with certificates, ``verify ledger``, ``verify proof``, ``verify
-certificate``, ``report show``). Here it runs with 6 catalog songs of 3-4 s, then the
-outputs are checked independently, and one flipped byte in a certificate must be caught.
+file, throwaway PKI, manifests signed by two people, ``run`` Extract -> Calibrate
+(likelihood ratios once per signature method, and v1's noise floor beside them) -> Attribute
+(lumina-attribution-v2) with certificates, ``verify ledger``, ``verify proof``, ``verify
+certificate``, ``calibration show``, ``report show``). Here it runs with 10 catalog songs and
+20 controls of 3-4 s, then the outputs are checked independently, and one flipped byte in a
+certificate must be caught.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ QUERY = "query-song00-song03"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     work = tmp_path_factory.mktemp("demo") / "work"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--work", str(work), "--catalog", "6",
-                           "--controls", "10", "--seconds", "3", "4"],
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--work", str(work), "--catalog", "10",
+                           "--controls", "20", "--seconds", "3", "4"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False)
     return work, done
 
@@ -40,11 +42,14 @@ def test_demo_runs_every_step_without_noise(demo: tuple[Path, subprocess.Complet
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for command in ("keys generate", "pki throwaway", "manifest sign extract.yaml", "manifest verify attribute.yaml",
                     "run extract.yaml", "run calibrate-gradproj.yaml", "run calibrate-gradstats.yaml",
-                    "run attribute.yaml", "verify proof",
-                    "verify ledger ledger", f"verify certificate out/certificates/{QUERY}.pdf", "report show"):
+                    "run noise-floor-gradproj.yaml", "run attribute.yaml", "verify proof",
+                    "verify ledger ledger", f"verify certificate out/certificates/{QUERY}.pdf",
+                    "calibration show out/calibration-gradproj.zip", "report show"):
         assert f"$ lumina-audit {command}" in done.stdout, command
-    assert "no attribution above the noise floor" in done.stdout or "attributed" in done.stdout
-    assert "Noise floors (attribution-v1, k = 3)" in done.stdout and "What the gradproj reports show:" in done.stdout
+    assert "Validation (lumina-attribution-v2, cross-validated, 5 folds)" in done.stdout
+    assert "the noise floor of lumina-attribution-v1 (k = 3)" in done.stdout
+    assert "What the reports state (lumina-attribution-v2, gradproj):" in done.stdout
+    assert "A likelihood ratio is not the probability that the proposition is true" in done.stdout
     for method in ("lumina-gradproj-v1", "lumina-gradstats-v1"):
         assert sum(line.lstrip().startswith(method) for line in done.stdout.splitlines()) >= 2, method
     for noise in ("Traceback", "XFORMERS", "Warning", "warn("):
@@ -57,13 +62,13 @@ def test_outputs_are_all_recorded(demo: tuple[Path, subprocess.CompletedProcess[
     out = cli(work, "verify", "ledger", "ledger", "--trust", "trust", "--json")
     report = json.loads(out.stdout)
     assert out.returncode == 0 and report["status"] == "valid" and report["bottom_line"] is True
-    assert report["records"] == 6  # four runs, then one certificate per query
+    assert report["records"] == 7  # five runs, then one certificate per query
     pdfs = sorted(p.name for p in (work / "out" / "certificates").iterdir())
     assert pdfs == ["flac-copy-of-song03.pdf", f"{QUERY}.pdf"]
     shown = json.loads(cli(work, "ledger", "show", "ledger", "--json").stdout)
     records = shown["records"] if isinstance(shown, dict) else shown
     kinds = [r["kind"] for r in records]
-    assert kinds == ["run", "run", "run", "run", "certificate", "certificate"], kinds
+    assert kinds == ["run", "run", "run", "run", "run", "certificate", "certificate"], kinds
 
 
 def test_flac_copy_report(demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
@@ -71,10 +76,11 @@ def test_flac_copy_report(demo: tuple[Path, subprocess.CompletedProcess[str]]) -
     out = cli(work, "report", "show", "out/reports/flac-copy-of-song03.json", "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc["signature_method"] == "lumina-gradproj-v1"
+    assert doc["signature_method"] == "lumina-gradproj-v1" and doc["method"] == "lumina-attribution-v2"
     for ch in ("P", "M"):
         top = doc["channels"][ch]["entries"][0]
         assert top["song_id"] == "song03" and abs(top["similarity"] - 1.0) < 1e-6
+        assert top["log10_lr"] == doc["channels"][ch]["highest"]["log10_lr"] > 0
 
 
 def test_certificate_verifies_and_one_flipped_byte_is_caught(
@@ -118,4 +124,4 @@ def test_user_mistakes_end_in_one_line(demo: tuple[Path, subprocess.CompletedPro
     _one_line(cli(work, "run", "nomodel.yaml", *operator), "/nonexistent/musicgen")
     assert not (work / "out" / "other.h5").exists() and not (work / "out" / "third.h5").exists()
     shown = json.loads(cli(work, "ledger", "show", "ledger", "--json").stdout)
-    assert len(shown["records"]) == 6  # nothing was recorded for the refused runs
+    assert len(shown["records"]) == 7  # nothing was recorded for the refused runs

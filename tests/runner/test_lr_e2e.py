@@ -13,6 +13,7 @@ import math
 import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -93,7 +94,8 @@ def test_calibration_is_a_versioned_archive_with_every_figure(chain: Chain) -> N
         assert sorted(v["by_transform"]) == sorted(TRANSFORMS)
         assert c["bounds"] == v["bounds"] and c["bounds"]["lower"] <= 0 <= c["bounds"]["upper"]
         assert c["model"]["a"] > 0 and len(v["tippett"]["h1_at_or_above"]) == 1201 and len(v["ece"]["system"]) == 501
-        assert arrays[f"cohort-{ch}.npy"].shape == (CATALOG, 2) and arrays[f"controls-{ch}.npy"].shape == (CONTROLS, 216)
+        assert arrays[f"cohort-{ch}.npy"].shape == (CATALOG, 2)
+        assert arrays[f"controls-{ch}.npy"].shape == (CONTROLS, 216)
     # The cohort of each song, recomputed from the store and the stored controls, in the spec's order.
     rows = read_store(chain.root / "out" / "catalog.h5").p
     sims = exact_similarities(arrays["controls-P.npy"], rows)
@@ -174,8 +176,8 @@ def test_a_control_or_positive_that_is_a_catalog_song_or_both_is_refused(chain: 
     _refused(chain, "ctl-pos", calibrate_text("c5", "out/x.zip", controls=both.name), r"positive .* has the PCM of "
              r"control .*zz.wav", out)
     itself = "  - path: derived\n  - {path: catalog/song01.wav, sources: [song01], transform: gain-3db}\n"
-    _refused(chain, "pos-cat", calibrate_text("c6", "out/x.zip", positives=itself), r"positive .*song01.wav has the PCM "
-             r"of catalog song 'song01'", out)
+    _refused(chain, "pos-cat", calibrate_text("c6", "out/x.zip", positives=itself),
+             r"positive .*song01.wav has the PCM of catalog song 'song01'", out)
 
 
 def test_a_short_query_and_a_mix_of_methods_are_refused(chain: Chain) -> None:
@@ -189,3 +191,27 @@ def test_a_short_query_and_a_mix_of_methods_are_refused(chain: Chain) -> None:
     _refused(chain, "mix", attribute_text("a3", "out/calibration.zip", "out/r2", method="lumina-attribution-v1"),
              r"calibration .* is of method lumina-attribution-v2, the manifest's attribution.method is "
              "lumina-attribution-v1", out)
+
+
+def test_a_degenerate_cohort_is_refused_naming_the_song(chain: Chain) -> None:
+    """A catalog song whose signature is orthogonal to every control (here: zero) has a cohort sd of 0."""
+    root = chain.root
+    shutil.copy(root / "out" / "catalog.h5", root / "out" / "zeroed.h5")
+    with h5py.File(root / "out" / "zeroed.h5", "r+") as f:
+        f["lumina-gradproj-v1/signatures_p"][6] = np.zeros(216, dtype=np.float32)
+    text = calibrate_text("c7", "out/x.zip").replace("out/catalog.h5", "out/zeroed.h5")
+    _refused(chain, "zeroed", text, r"channel P: catalog song 'song06': the standard deviation of its similarities "
+             r"with the controls is 0", root / "out" / "x.zip")
+
+
+def test_a_calibration_of_another_catalog_or_space_is_refused(chain: Chain) -> None:
+    root = chain.root
+    shutil.copy(root / "out" / "catalog.h5", root / "out" / "other.h5")
+    with h5py.File(root / "out" / "other.h5", "r+") as f:
+        f["lumina-gradproj-v1/signatures_p"][0] = -f["lumina-gradproj-v1/signatures_p"][0]
+    _refused(chain, "other-catalog", attribute_text("a4", "out/calibration.zip", "out/r4", store="out/other.h5"),
+             r"calibration .*calibration.zip was made on catalog store [0-9a-f]{64}, not on", root / "out" / "r4")
+    text = attribute_text("a5", "out/calibration.zip", "out/r5").replace(
+        "ledger: ledger\n", "ledger: ledger\nsignature: {method: lumina-gradstats-v1}\n")
+    _refused(chain, "other-space", text, r"is of signature space [0-9a-f]{64}, this run computes signatures of space "
+             r"[0-9a-f]{64}; they are never compared", root / "out" / "r5")

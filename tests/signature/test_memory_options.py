@@ -17,7 +17,7 @@ from lumina_audit.signature import golden
 from lumina_audit.signature.accumulate import DeviceSums, HostSums
 from lumina_audit.signature.audio import Audio, load_audio
 from lumina_audit.signature.extract import chunk_groups, signatures_of_audio
-from lumina_audit.signature.gradients import chunk_gradients, group_loss, stream_gradients
+from lumina_audit.signature.gradients import chunk_codes, chunk_gradients, group_loss, stream_gradients
 from lumina_audit.signature.methods import get_method
 from lumina_audit.signature.pins import Pins
 from lumina_audit.signature.space import SignatureConfig
@@ -79,7 +79,7 @@ def test_host_and_device_sums_are_the_float64_sums_in_chunk_order() -> None:
 def test_streamed_gradients_are_those_returned_together(session: Any, tmp_path: Path) -> None:
     audio = _audio(tmp_path, 2.0, seed=140002)
     model, params = session.model, [*session.model.hooked["P"], *session.model.hooked["M"]]
-    chunk = torch.from_numpy(audio.samples)
+    chunk = chunk_codes(model, torch.from_numpy(audio.samples))
     together = chunk_gradients(model, chunk, session.config, session.pins, params)
     streamed: dict[int, torch.Tensor] = {}
     stream_gradients(model, [chunk], session.config, session.pins, params, lambda k, g: streamed.setdefault(k, g))
@@ -111,7 +111,8 @@ def test_chunk_batching_is_within_float_rounding(session: Any, tmp_path: Path) -
             assert np.linalg.norm(a - b) / np.linalg.norm(a) < 1e-5
         assert float(np.max(np.abs(sig.p - other.p))) < 1e-5 and float(np.max(np.abs(sig.m - other.m))) < 1e-5
     with pytest.raises(SignatureError, match="equal length"):
-        group_loss(session.model, [torch.zeros(32000), torch.zeros(64000)], config.codebook_boosts)
+        codes = [chunk_codes(session.model, torch.zeros(n)) for n in (32000, 64000)]
+        group_loss(session.model, codes, config.codebook_boosts)
 
 
 def test_chunk_groups_batch_equal_lengths_in_order() -> None:

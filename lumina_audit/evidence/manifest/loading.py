@@ -213,10 +213,14 @@ def resolve_inputs(loaded: LoadedManifest, field_name: str | None = None, *,
     does not exist is refused, or with ``allow_missing`` kept in the list for the caller to
     report (an Extract under ``on_bad_input: skip``); a missing folder is always refused.
     """
+    from ...signature.codes import CODES_SUFFIX
+
     m = loaded.manifest
     field_name = field_name or {"Extract": "inputs", "Calibrate": "controls", "Attribute": "queries"}[m.kind]
     specs: tuple[InputSpec, ...] = getattr(m, field_name, ())
     extensions = {e.lower() for e in m.input_extensions}
+    if field_name in ("positives", "negatives", "queries"):  # generated pieces may be carried as their codes
+        extensions.add(CODES_SUFFIX)
     result: list[ResolvedInput] = []
     for i, spec in enumerate(specs):
         loc: Loc = (field_name, i, "path")

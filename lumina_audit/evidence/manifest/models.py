@@ -170,11 +170,25 @@ class LRCalibrationSettings(StrictModel):
     """
 
     method: Literal["lumina-attribution-v2"]
-    proposition: Literal["derived-copy"] = "derived-copy"
+    proposition: Literal["derived-copy", "influence"] = "derived-copy"
     min_controls: Annotated[int, Field(ge=3, le=100000)] = 20
     min_sources: Annotated[int, Field(ge=2, le=1000000)] = 6
     min_trials: Annotated[int, Field(ge=2, le=10000000)] = 30
     folds: Annotated[int, Field(ge=2, le=100)] = 5
+    #: ``influence`` only, required there: where the positives' songs come from and why they were not in
+    #: the base model's training (the certificate repeats it).
+    validation_songs: Annotated[str, Field(min_length=10, max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _origin_with_influence(self) -> LRCalibrationSettings:
+        if (self.proposition == "influence") != (self.validation_songs is not None):
+            raise ValueError("validation_songs is required with proposition influence (where the fine-tuning songs "
+                             "come from, and why the base model never trained on them), and only there")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_origin(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        return without_defaults(handler(self), {"validation_songs": None})
 
 
 def _method_of(value: Any, v1: str) -> str:
@@ -319,18 +333,30 @@ class CalibrateManifestV2(CalibrateManifest):
     signature: UseSignatureSettings = Field(default_factory=UseSignatureSettings)  # type: ignore[assignment]
     pins: PinsSettingsV2 = Field(default_factory=PinsSettingsV2)
     positives: FrozenList[PositiveSpec] = ()
+    #: Pieces the unmodified model generated with the positives' sampling settings (``influence`` only).
+    negatives: FrozenList[InputSpec] = ()
     calibration: CalibrationSettingsV2 = Field(default_factory=CalibrationSettings)  # type: ignore[assignment]
 
     @model_serializer(mode="wrap")
     def _omit_defaults(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        """No positives: nothing in the canonical JSON, as before they existed (spec-notes E4)."""
-        return without_defaults(handler(self), {"positives": []})
+        """No positives or negatives: nothing in the canonical JSON, as before they existed (spec-notes E4)."""
+        return without_defaults(handler(self), {"positives": [], "negatives": []})
 
     @model_validator(mode="after")
     def _lr_needs_positives(self) -> CalibrateManifestV2:
-        if isinstance(self.calibration, LRCalibrationSettings) and not self.positives:
+        lr = self.calibration if isinstance(self.calibration, LRCalibrationSettings) else None
+        if lr is not None and not self.positives:
             raise ValueError("calibration.method lumina-attribution-v2 needs positives (the same-source trials of "
-                             f"its proposition {self.calibration.proposition!r})")
+                             f"its proposition {lr.proposition!r})")
+        influence = lr is not None and lr.proposition == "influence"
+        if influence and not self.negatives:
+            raise ValueError("proposition influence needs negatives: pieces the unmodified model generated with the "
+                             "same settings (lumina-audit customize writes them)")
+        if self.negatives and not influence:
+            raise ValueError("negatives belong to proposition influence only")
+        if influence and any(p.sources or p.transform for p in self.positives):
+            raise ValueError("the positives of proposition influence are labelled by their customization records, "
+                             "not by sources or transform")
         return self
 
 
