@@ -1,13 +1,17 @@
 # lumina-audit: the two commands of the README.
 #   make demo   set up .venv if needed, then run the main job on the embedded tiny checkpoint
 #   make test   set up .venv if needed, then ruff, mypy and the whole test suite
+#   make test-fast  ruff and the tests not marked slow (tests/conftest.py): the inner loop, a few minutes
+#   make check-wheel  build the wheel, install it without torch (requirements/verify.lock) into a fresh venv
+#               and verify a small demo run's ledger, proof and certificate with it (scripts/check_wheel.sh)
+#   make cli-docs  regenerate docs/cli.md, the CLI reference, from the commands themselves
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 LOCKS  := requirements/main.lock requirements/nodeps.lock pyproject.toml
 STAMP  := $(VENV)/.lumina-installed
 
-.PHONY: venv demo test lint bench golden-check clean
+.PHONY: venv demo test test-fast lint bench golden-check check-wheel clean
 
 venv: $(STAMP)
 
@@ -29,10 +33,23 @@ lint: venv
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+
+# The inner loop: ruff, then everything but the slow and end-to-end tests (tests/conftest.py lists them).
+test-fast: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+check-wheel: venv
+	FULL_PYTHON=$(CURDIR)/$(BIN)/python PYTHON=$(PYTHON) scripts/check_wheel.sh
 
 bench: venv
 	$(BIN)/python benchmarks/bench_signature.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# docs/cli.md, the CLI reference, generated from the commands (tests/cli/test_grammar.py fails when it drifts).
+.PHONY: cli-docs
+cli-docs: venv
+	$(BIN)/python -m lumina_audit.cli.reference docs/cli.md

@@ -1,15 +1,17 @@
-"""Signatures and gradient-free features of EnCodec codes, for the ground-truth part of ``bench_groundtruth.py``.
+"""Gradient-free baselines of ``bench_groundtruth.py`` computed on EnCodec codes.
 
-Why codes and not audio: the embedded checkpoints share a tiny EnCodec whose decoder was never
-trained (``scripts/make_tiny_checkpoint.py``): whatever the codes, it decodes to nearly the same
-waveform (measured: two pieces decoded from unrelated codes correlate at 0.99999, and a song
-encoded and decoded again correlates with itself at about 0). A generated piece decoded to audio
-and encoded again therefore loses everything the LM generated. So each generated piece is
-attributed from its codes directly, as if decoded by a perfect decoder and encoded again: the
-same loss (``lumina_audit.signature.gradients.codes_loss``: boosted masked cross-entropy, null
-conditioning), the same hooked gradients, float64 sums and methods as
-``signatures_of_audio``, on the one 10 s chunk the piece is. Catalog and control songs are real
-audio and take the library's own path (``Session.all_signatures``).
+Why codes: the embedded checkpoints share a tiny EnCodec whose decoder was never trained
+(``scripts/make_tiny_checkpoint.py``): whatever the codes, it decodes to nearly the same
+waveform, so ``lumina_audit.customization.customize`` carries their pieces as codes
+(``lumina-codes`` files) and a piece has no usable audio. The baselines therefore compare codes:
+the time-mean of the EnCodec latent they decode to, and per-codebook histograms. A catalog or
+control song's codes are those of its whole chunks, encoded one chunk at a time by the library's
+``signature.gradients.chunk_codes`` (as ``customize`` encodes the song it fine-tunes on); a
+piece's codes are the ones its file carries (``runner.base.load_input``), or, for a piece carried
+as audio, those of its whole chunks likewise.
+
+The gradient signatures of the pieces are not computed here: they come from the library
+(``runner.base.signatures``, which sends a codes piece through ``signatures_of_codes``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 from _groundtruth_common import F64
 
-__all__ = ["CODE_BASELINES", "code_features", "codes_path_check", "decoded_alike", "signatures_of_codes"]
+__all__ = ["CODE_BASELINES", "code_features", "codes_of"]
 
 #: Gradient-free baselines that need only codes (a generated piece has no usable audio).
 CODE_BASELINES: tuple[tuple[str, str], ...] = (
@@ -31,51 +33,28 @@ CODE_BASELINES: tuple[tuple[str, str], ...] = (
 )
 
 
-def signatures_of_codes(session: Any, codes: Any, song_id: str) -> dict[str, Any]:
-    """Every method's signature of one chunk of codes ``[1, K, T]`` int64, by method name.
+def codes_of(item: Any, model: Any, config: Any) -> Any:
+    """Codes ``[chunks, K, T]`` int64 of a loaded input (``runner.base.load_input``).
 
-    The steps of ``lumina_audit.signature.extract.signatures_of_audio`` for one chunk, with the
-    codes given instead of encoded from audio: its loss, gradients and sums, then its own
-    ``summarise``. ``file_sha256`` and ``pcm_sha256`` are the SHA-256
-    of the codes' little-endian int64 bytes (there is no file).
+    A ``CodesPiece``: its codes as one chunk ``[1, K, T]``. Audio: every whole chunk of
+    ``config.chunk_samples`` encoded by ``signature.gradients.chunk_codes`` (a song shorter than one
+    chunk gives its one short chunk).
     """
-    import hashlib
-
     import torch
 
-    from lumina_audit.errors import SignatureError
-    from lumina_audit.signature.accumulate import make_sums
-    from lumina_audit.signature.extract import summarise
-    from lumina_audit.signature.gradients import codes_loss
-    from lumina_audit.signature.methods import normalise
-    from lumina_audit.signature.pins import sdpa_context
-    from lumina_audit.signature.result import Signature
+    from lumina_audit.runner.base import is_codes
+    from lumina_audit.signature.gradients import chunk_codes
 
-    model, config, pins = session.model, session.config, session.pins
-    if codes.dim() != 3 or codes.shape[0] != 1:
-        raise ValueError(f"codes must be [1, K, T], got {tuple(codes.shape)}")
-    params = [*model.hooked["P"], *model.hooked["M"]]
-    sums = make_sums(params, model.device, pins)
-    try:
-        with sdpa_context(pins):
-            loss = codes_loss(model, codes.to(model.device), config.codebook_boosts)
-            if not torch.isfinite(loss):
-                raise SignatureError(f"the loss of the codes is not finite ({float(loss)})")
-            grads = torch.autograd.grad(loss, params)
-        for k, g in enumerate(grads):
-            sums.add(k, g)
-        del grads
-        raws = summarise(sums, 1, model, config, session.methods)
-    finally:
-        sums.close()
-    digest = hashlib.sha256(codes.to(torch.int64).cpu().numpy().astype("<i8").tobytes()).hexdigest()
-    return {name: Signature(song_id=song_id, file_sha256=digest, pcm_sha256=digest, chunks=1, raw_p=raw["P"],
-                            raw_m=raw["M"], p=normalise(raw["P"]), m=normalise(raw["M"]))
-            for name, raw in raws.items()}
+    if is_codes(item):
+        return torch.from_numpy(np.ascontiguousarray(item.codes, dtype=np.int64)).unsqueeze(0)
+    samples = torch.from_numpy(item.samples).to(model.device)
+    full = config.chunk_samples
+    whole = max(1, int(samples.shape[0]) // full)
+    return torch.cat([chunk_codes(model, samples[k * full:(k + 1) * full]) for k in range(whole)], dim=0).long().cpu()
 
 
 def code_features(compression: Any, codes: Any, card: int = 2048) -> dict[str, F64]:
-    """Raw code-level baseline features of one song's codes ``[chunks, K, T]``: ``latent-mean``, ``code-histogram``."""
+    """Raw code-level baseline features of codes ``[chunks, K, T]``: ``latent-mean``, ``code-histogram``."""
     import torch
 
     with torch.no_grad():
@@ -84,40 +63,3 @@ def code_features(compression: Any, codes: Any, card: int = 2048) -> dict[str, F
     flat = codes.permute(1, 0, 2).reshape(codes.shape[1], -1).cpu().numpy()  # [K, chunks * T]
     hist = np.stack([np.bincount(row, minlength=card)[:card] / row.size for row in flat]).astype(np.float64)
     return {"latent-mean": lat, "code-histogram": hist.reshape(-1)}
-
-
-def codes_path_check(session: Any, audio: Any) -> dict[str, Any]:
-    """The codes path against the library's audio path on the first 10 s chunk of ``audio``: bit for bit or not.
-
-    ``signatures_of_audio`` on that one chunk, and :func:`signatures_of_codes` on the codes the
-    library's own ``chunk_codes`` makes of it; returns whether every method's raw vectors are equal.
-    """
-    import dataclasses
-
-    import torch
-
-    from lumina_audit.signature.extract import signatures_of_audio
-    from lumina_audit.signature.gradients import chunk_codes as library_chunk_codes
-
-    model, config = session.model, session.config
-    n = config.chunk_samples
-    one = dataclasses.replace(audio, samples=audio.samples[:n].copy(), chunks=((0, n),))
-    by_audio = signatures_of_audio(one, model, config, session.pins, "check", session.methods)
-    codes = library_chunk_codes(model, torch.from_numpy(one.samples).to(model.device))
-    by_codes = signatures_of_codes(session, codes, "check")
-    equal = {name: bool(np.array_equal(by_audio[name].raw_p, by_codes[name].raw_p)
-                        and np.array_equal(by_audio[name].raw_m, by_codes[name].raw_m)) for name in by_audio}
-    return {"song": audio.path.stem, "chunk_seconds": n / 32000, "bitwise_equal": equal}
-
-
-def decoded_alike(queries: dict[str, list[Any]]) -> dict[str, Any]:
-    """How alike the decoded WAVs of the generated pieces are: RMS range and the correlation of each with the first."""
-    import soundfile as sf
-
-    wavs = [sf.read(str(p), dtype="float64")[0] for paths in queries.values() for p in paths]
-    first = wavs[0]
-    corr = [float(np.corrcoef(first, w)[0, 1]) for w in wavs[1:] if w.shape == first.shape]
-    rms = [float(np.sqrt(np.mean(w ** 2))) for w in wavs]
-    return {"pieces": len(wavs), "rms_min": min(rms), "rms_max": max(rms),
-            "correlation_with_first_min": min(corr) if corr else None,
-            "correlation_with_first_max": max(corr) if corr else None}

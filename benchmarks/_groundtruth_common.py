@@ -1,12 +1,13 @@
-"""Shared parts of ``bench_groundtruth.py``: inputs, baselines, scoring and Markdown.
+"""Shared parts of ``bench_groundtruth.py`` (and of ``bench_lr_battery.py``): inputs, baselines, scoring, Markdown.
 
 Nothing here imports torch at module level: the benchmark re-executes itself under the numerical
-pins before torch starts, and only then calls into this module.
+pins before torch starts, and only then calls into this module. The scoring is the library's
+(``attribution.method.calibrate``, ``attribute``, ``detection.detect``); the gradient-free
+baselines are the benchmark's own (they have no library counterpart).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shutil
@@ -21,13 +22,47 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "BASELINES",
+    "BATTERY_CONTROL_OFFSET",
+    "CATALOG_OFFSET",
+    "CHANNELS",
+    "CONTROL_OFFSET",
+    "F32",
+    "F64",
+    "HELDOUT_OFFSET",
+    "MEL",
+    "METHOD_NAMES",
+    "ROOT",
+    "SOUNDFONT_PACKAGES",
+    "BenchError",
+    "Floor",
+    "Scores",
+    "baseline_features",
+    "baseline_similarities",
+    "clean_dir",
+    "cosine",
+    "encodec_mean",
+    "ensure_debian",
+    "floor",
+    "git_state",
+    "logmel_stats",
+    "md_table",
+    "num",
+    "pct",
+    "read_digests",
+    "render_song",
+    "score_queries",
+    "versions",
+]
+
 ROOT = Path(__file__).resolve().parents[1]
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 #: Offsets into ``scores.BENCHMARK_SEEDS`` (1,000,000 + offset): catalog, controls, battery controls.
 CATALOG_OFFSET, CONTROL_OFFSET, BATTERY_CONTROL_OFFSET = 0, 1000, 2000
-#: The held-out song of the forgetting check: ``scores.VALIDATION_SEEDS`` start + this (validation losses only).
+#: The held-out song of the pilot's forgetting check: ``scores.VALIDATION_SEEDS`` start + this (losses only).
 HELDOUT_OFFSET = 100
 #: Signature methods and channels, in table order.
 METHOD_NAMES = ("lumina-gradproj-v1", "lumina-gradstats-v1")
@@ -120,15 +155,6 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "torchaudio": torchaudio.__version__,
             "audiocraft": audiocraft.__version__, "numpy": np.__version__}
-
-
-def lm_digest(lm: Any) -> str:
-    """SHA-256 of every LM tensor's bytes in state-dict order (to show the base LM never changed)."""
-    h = hashlib.sha256()
-    for name, tensor in lm.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- gradient-free baselines

@@ -6,6 +6,13 @@ training loss of the song fine-tuned on and of another held-out song, before and
 fixed before the pilot ran: the largest candidate whose held-out loss rises by at most
 :data:`MAX_FORGETTING` nats per code (customization as strong as possible while the copy stays a
 model of this music). Writes ``groundtruth-pilot.md`` and ``.json``.
+
+The fine-tuning and the losses are the library's: ``lumina_audit.customization.tuning.finetune``
+(what ``customize`` fine-tunes with) and ``tuning.mean_loss`` (its training loss without gradient,
+mean over chunks), on the codes of every whole 10 s chunk of a song, encoded one chunk at a time
+by ``signature.gradients.chunk_codes`` as ``customize`` encodes them (``_groundtruth_codes.codes_of``).
+``customize`` itself is not called: it keeps no fine-tuned copy, and the pilot needs one to
+measure the held-out loss after fine-tuning.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _groundtruth_codes import codes_of
 from _groundtruth_common import (
     HELDOUT_OFFSET,
     ROOT,
@@ -28,7 +36,6 @@ from _groundtruth_common import (
     render_song,
     versions,
 )
-from _groundtruth_finetune import FineTune, chunk_codes, finetune, mean_loss
 from _groundtruth_report import common_header
 
 __all__ = ["MAX_FORGETTING", "PILOT_LRS", "PILOT_OFFSETS", "run_pilot", "write_pilot"]
@@ -44,6 +51,8 @@ MAX_FORGETTING = 0.25
 def run_pilot(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     """Loss-only pilot on the first ``--model``."""
     from lumina_audit._internal.scores import VALIDATION_SEEDS
+    from lumina_audit.customization.settings import FineTune
+    from lumina_audit.customization.tuning import finetune, mean_loss
     from lumina_audit.signature.pins import Pins
     from lumina_audit.signature.session import Session, load_all
 
@@ -57,17 +66,20 @@ def run_pilot(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     held_seed = VALIDATION_SEEDS.start + HELDOUT_OFFSET
     paths = [render_song(s, args.song_seconds, songs_dir / f"val{s}.wav") for s in [*seeds, held_seed]]
     audios = load_all(paths, session.config)
-    codes = [chunk_codes(model.compression, a.samples, session.config.chunk_samples) for a in audios]
+    codes = [codes_of(a, model, session.config) for a in audios]
     held = codes[-1]
-    held_base = mean_loss(model.lm, held, pins)
+    held_base = mean_loss(model, model.lm, held, pins)
     rows: list[dict[str, Any]] = []
     for lr in PILOT_LRS:
         for seed, c in zip(seeds, codes[:-1], strict=True):
-            before = mean_loss(model.lm, c, pins)
-            lm, losses, secs = finetune(model.lm, c, FineTune(steps=args.steps, lr=lr, seed=args.ft_seed), pins)
+            before = mean_loss(model, model.lm, c, pins)
+            t0 = time.monotonic()
+            lm, losses = finetune(model, c, FineTune(steps=args.steps, lr=lr, seed=args.ft_seed), pins)
+            secs = time.monotonic() - t0
             rows.append({"lr": lr, "song_seed": seed, "exemplar_before": before,
-                         "exemplar_after": mean_loss(lm, c, pins), "heldout_before": held_base,
-                         "heldout_after": mean_loss(lm, held, pins), "train_losses": losses, "seconds": round(secs, 1)})
+                         "exemplar_after": mean_loss(model, lm, c, pins), "heldout_before": held_base,
+                         "heldout_after": mean_loss(model, lm, held, pins), "train_losses": losses,
+                         "seconds": round(secs, 1)})
             print(f"  lr {lr:g}, song {seed}: exemplar {before:.3f} -> {rows[-1]['exemplar_after']:.3f}, held-out "
                   f"{held_base:.3f} -> {rows[-1]['heldout_after']:.3f} ({secs:.0f} s)", flush=True)
             del lm

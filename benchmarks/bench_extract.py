@@ -3,7 +3,7 @@
     python benchmarks/bench_extract.py [--songs 96] [--seconds 4] [--rounds 2] [--memory 10,1000]
                                        [--memory-seconds 1] [--skip-ray] [--skip-memory]
 
-Everything runs through signed manifests and ``run_manifest``, as ``lumina-audit run`` does,
+Everything runs through signed manifests and ``run_manifest``, as ``lumina-audit manifest run`` does,
 on the committed tiny checkpoint, under the default pins (CPU, 1 thread per worker):
 
 - throughput: one catalog of ``--songs`` synthetic songs of ``--seconds`` s, extracted with

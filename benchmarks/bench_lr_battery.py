@@ -17,8 +17,8 @@ this time with RECORDED controls, scored both ways through the library:
   one-source transform of ``lumina_audit.attribution.derive`` and a splice of it with the next catalog
   song (wrapping), as in the existing battery: 200 copies.
 - Signatures: ``lumina-gradproj-v1`` and ``lumina-gradstats-v1`` in one pass per song
-  (``Session.all_signatures``) on ``golden/models/tiny-musicgen-trained`` under the numerical pins (the
-  script re-executes itself under them), cached per file SHA-256 and signature space in the work folder.
+  (``Session.all_signatures``) on ``lumina_audit/_data/golden/models/tiny-musicgen-trained`` under the numerical
+  pins (the script re-executes itself under them), cached per file SHA-256 and signature space in the work folder.
 - Per signature method and channel, the trials of ``lumina_audit.attribution.trials.build_trials``
   (H1: each copy against its source song(s); H2: each control against every catalog song with itself
   left out of the cohort, each copy against every non-source song), scored twice: the raw cosine
@@ -106,7 +106,7 @@ __all__ = [
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-TRAINED = ROOT / "golden/models/tiny-musicgen-trained"
+TRAINED = ROOT / "lumina_audit/_data/golden/models/tiny-musicgen-trained"
 #: The derive battery, in table order (one-source transforms, then the splice).
 TRANSFORMS = ("mp3-128k", "opus-64k", "noise-30db", "noise-20db", "gain-3db", "gain-6db", "speed+2", "speed-2",
               "excerpt-20s", "splice")

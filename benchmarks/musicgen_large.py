@@ -29,6 +29,16 @@ against ``torch.utils.flop_counter.FlopCounterMode`` on random models of the fam
 **Peak fp32** (``peak_fp32``): dense FP32 (CUDA cores, no TF32: the pins forbid it) at boost
 clock, from NVIDIA's data sheets, by device name; else ``SMs x FP32 lanes per SM x 2 x max SM
 clock``, which reproduces the table's entries.
+
+**Fine-tuning** (``finetune_memory``, ``finetune_flops``, ``finetune_seconds``): what
+``lumina_audit.customization.tuning.finetune`` needs on the device, for every LM parameter or
+for named transformer layers (``FineTune.layers``). Its parts: the unmodified LM (``finetune``
+trains a deep copy, the base stays), the copy's weights, the gradients and AdamW's two moments
+of the trained parameters, the activations autograd keeps for the backward (counted tensor by
+tensor from the shape: ``finetune_activations``; equal to a saved-tensor-hook count on random
+models of the family, ``tests/benchmarks/test_finetune_memory.py``), the logits alive beside
+them at the end of the forward, and the temporaries of the optimizer step. ``python
+benchmarks/musicgen_large.py`` prints the table for MusicGen-Large.
 """
 
 from __future__ import annotations
@@ -37,8 +47,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HOOKED_LAYERS", "LARGE", "PEAK_FP32_TFLOPS", "Shape", "computed_peak_tflops", "encodec_config", "gib",
-           "hooked_entries", "lm_parameters", "paper_memory", "peak_fp32", "positions", "spec_flops", "summary"]
+__all__ = ["HBM_TBS", "HOOKED_LAYERS", "LARGE", "OPTIMIZER_BYTES_PER_PARAMETER", "PEAK_FP32_TFLOPS",
+           "SUSTAINED_TFLOPS", "Shape", "computed_peak_tflops", "encodec_config", "finetune_activations",
+           "finetune_flops", "finetune_memory", "finetune_seconds", "finetune_summary", "gib", "hooked_entries",
+           "layer_parameters", "lm_parameters", "paper_memory", "peak_fp32", "positions", "spec_flops", "summary",
+           "trained_parameters"]
 
 #: The hooked layers of both channels (spec section 4): P 42-47, M 12-17.
 HOOKED_LAYERS: tuple[int, ...] = (*range(12, 18), *range(42, 48))
@@ -192,3 +205,187 @@ def summary(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Markdown rows ``| option | model | activations+gradients | sums | peak | host |`` in GiB."""
     return [f"| {k} | {gib(r['model'])} | {gib(r['work'])} | {gib(r['sums'])} | **{gib(r['peak'])}** | "
             f"{gib(r['host'])} |" for k, r in rows.items()]
+
+
+# --- Fine-tuning (lumina_audit.customization.tuning.finetune) ---------------------------------------
+
+#: Sustained fp32 TFLOP/s assumed for the time-per-step estimate on an H100 SXM or H200: 60 % of
+#: their 67 TFLOPS data-sheet peak (CUDA cores, no TF32). An assumption, not a measurement.
+SUSTAINED_TFLOPS = 40.0
+#: HBM bandwidth of an H100 SXM in TB/s (the H200 has 4.8): what the optimizer step is bound by.
+HBM_TBS = 3.35
+#: Bytes read and written per trained float32 parameter by the gradient clip (norm, scale: 12)
+#: and the foreach AdamW step (lerp of m, scale and addcmul of v, sqrt, two in-place ops and
+#: addcdiv into the weight: 72), counted from ``torch.optim.adam._multi_tensor_adam``.
+OPTIMIZER_BYTES_PER_PARAMETER = 84
+
+
+def layer_parameters(s: Shape) -> int:
+    """Parameters of one transformer layer: self- and cross-attention (in 3d², out d² each), FFN, 3 LayerNorms."""
+    d = s.width
+    return 8 * d * d + 2 * d * s.ffn + 3 * 2 * d
+
+
+def _layers(s: Shape, layers: Iterable[int] | None) -> tuple[int, ...] | None:
+    """The named layers, sorted and checked; None for every parameter."""
+    if layers is None:
+        return None
+    chosen = tuple(sorted(set(layers)))
+    if not chosen:
+        raise ValueError("layers: name at least one transformer layer, or None for every LM parameter")
+    bad = [i for i in chosen if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < s.layers]
+    if bad:
+        raise ValueError(f"layers {bad} do not exist: the LM has {s.layers} transformer layers")
+    return chosen
+
+
+def _positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def trained_parameters(s: Shape, layers: Iterable[int] | None = None) -> int:
+    """Parameters fine-tuning gives a gradient and AdamW a state.
+
+    Every LM parameter but the text condition's projection (``T5 dim x d + d``: the null condition
+    is a precomputed constant, so it never gets a gradient and AdamW skips it), or the named layers'.
+    """
+    chosen = _layers(s, layers)
+    if chosen is None:
+        return lm_parameters(s) - (s.t5_dim * s.width + s.width)
+    return len(chosen) * layer_parameters(s)
+
+
+def _largest_trained(s: Shape, layers: tuple[int, ...] | None) -> int:
+    inner = max(s.width * s.ffn, 3 * s.width * s.width)
+    return inner if layers is not None else max(inner, (s.card + 1) * s.width)
+
+
+def finetune_activations(s: Shape, frames: int = 500, layers: Iterable[int] | None = None, batch: int = 1,
+                         dtype_bytes: int = 4) -> float:
+    """Bytes autograd keeps for the backward of one fine-tuning step on ``batch`` chunks of ``frames`` frames.
+
+    With ``S = frames + 1`` positions, ``h`` heads, ``C`` condition tokens, ``N = K T - K(K-1)/2``
+    valid delay-pattern positions, in values of ``dtype_bytes``:
+
+    * a trained layer: ``14 S d`` (the three LayerNorm inputs, the five Linear inputs the weight
+      gradients need, self-attention's scaled q and k and cross-attention's scaled q, the whole
+      QKV projection of which v is a view) ``+ 2 S F`` (GELU input and output) ``+ h S (S + C)``
+      (self- and cross-attention probabilities, the math backend's) ``+ 6 S`` (LayerNorm means
+      and inverse deviations) ``+ 3 C d`` (the condition's K, V and their projection's input);
+    * a frozen layer above the lowest trained one (the input gradient passes through it):
+      ``8 S d + S F + h S (S + C) + 6 S + 2 C d`` (no Linear input, no scaled cross q, no GELU output);
+    * layers below the lowest trained one: nothing;
+    * above the last layer: the output norm's input, mean and inverse deviation ``S d + 2 S``, the
+      heads' input ``S d`` when they train, the log-softmax of the valid logits ``N V``; and
+      int64 and bool indices (``9 K T + 8 N`` bytes), with the codes for the embeddings' gradient
+      (``8 K S`` bytes) when they train.
+    """
+    chosen = _layers(s, layers)
+    _positive("frames", frames)
+    _positive("batch", batch)
+    seq, d, f, h, c, k, v = positions(frames), s.width, s.ffn, s.heads, s.condition_tokens, s.codebooks, s.card
+    valid = k * frames - k * (k - 1) // 2
+    trained_layer = 14 * seq * d + 2 * seq * f + h * seq * (seq + c) + 6 * seq + 3 * c * d
+    frozen_layer = 8 * seq * d + seq * f + h * seq * (seq + c) + 6 * seq + 2 * c * d
+    if chosen is None:
+        values = s.layers * trained_layer + 2 * seq * d + 2 * seq + valid * v
+        ints = 9 * k * frames + 8 * valid + 8 * k * seq
+    else:
+        live = s.layers - chosen[0]
+        values = (len(chosen) * trained_layer + (live - len(chosen)) * frozen_layer + seq * d + 2 * seq
+                  + valid * v)
+        ints = 9 * k * frames + 8 * valid
+    return float(batch * (dtype_bytes * values + ints))
+
+
+def finetune_memory(s: Shape, layers: Iterable[int] | None = None, batch: int = 1, frames: int = 500,
+                    dtype_bytes: int = 4, foreach: bool = True, base: bool = True) -> dict[str, float]:
+    """Device bytes of fine-tuning with AdamW (``finetune``), by part, and the expected peak.
+
+    ``layers``: None trains every LM parameter, else the named transformer layers. ``batch``
+    chunks of ``frames`` frames per step. Weights, gradients and activations in values of
+    ``dtype_bytes`` (the pins run float32; other values are on paper only); AdamW's two moments
+    in float32. ``foreach``: the optimizer's multi-tensor step (torch's default on CUDA), whose
+    ``sqrt`` of the second moments is one temporary the size of every trained parameter; on the
+    CPU torch steps tensor by tensor (two temporaries of the largest). ``base``: count the
+    unmodified LM that stays on the device while ``finetune`` trains its copy.
+
+    From the second step on, the previous step's gradients are still alive during the forward
+    (``finetune`` zeroes them after it), so the forward's end holds everything at once: base,
+    copy, gradients, moments, activations and the logits (the reverted logits and the gathered
+    valid ones, beside their saved log-softmax). The optimizer step holds base, copy,
+    gradients, moments and its temporaries, the activations freed. ``peak`` is the larger.
+    """
+    chosen = _layers(s, layers)
+    _positive("dtype_bytes", dtype_bytes)
+    trained = trained_parameters(s, chosen)
+    parts: dict[str, float] = {
+        "base": float(4 * lm_parameters(s)) if base else 0.0,
+        "weights": float(dtype_bytes * lm_parameters(s)),
+        "gradients": float(dtype_bytes * trained),
+        "adam": float(2 * 4 * trained),
+        "activations": finetune_activations(s, frames, chosen, batch, dtype_bytes),
+        "logits": float(2 * dtype_bytes * batch * s.codebooks * frames * s.card),
+        "optimizer": float(dtype_bytes * (trained if foreach else 2 * _largest_trained(s, chosen))),
+    }
+    held = parts["base"] + parts["weights"] + parts["gradients"] + parts["adam"]
+    parts["peak"] = held + max(parts["activations"] + parts["logits"], parts["optimizer"])
+    return parts
+
+
+def finetune_flops(s: Shape, seq: int, layers: Iterable[int] | None = None, batch: int = 1) -> dict[str, int]:
+    """FLOPs of one fine-tuning step's forward and backward (matmuls, 2 per multiply-add; module doc).
+
+    The spec's count with the trained layers hooked (:func:`spec_flops`: input gradients from the
+    lowest one up, weight gradients of their six matmul weights), plus the lowest layer's QKV
+    input gradient ``2 S 3d²``, which the spec skips but fine-tuning needs (it reaches that
+    layer's first LayerNorm, whose weight and bias train; with every parameter, the
+    embeddings); with every parameter also the heads' weight gradient ``2 K S d V`` (the
+    embeddings' gradient is a scatter, no matmul).
+    """
+    chosen = _layers(s, layers)
+    _positive("batch", batch)
+    base = spec_flops(s, seq, range(s.layers) if chosen is None else chosen)
+    extra = 2 * seq * 3 * s.width * s.width + (2 * s.codebooks * seq * s.width * s.card if chosen is None else 0)
+    return {"forward": batch * base["forward"], "backward": batch * (base["backward"] + extra),
+            "total": batch * (base["total"] + extra)}
+
+
+def finetune_seconds(s: Shape, seq: int, layers: Iterable[int] | None = None, batch: int = 1,
+                     tflops: float = SUSTAINED_TFLOPS, bandwidth_tbs: float = HBM_TBS) -> dict[str, float]:
+    """An estimate of the seconds of one fine-tuning step: the matmul FLOPs at ``tflops`` sustained,
+    plus the clip and AdamW step at ``bandwidth_tbs`` (``OPTIMIZER_BYTES_PER_PARAMETER`` per
+    trained parameter; memory-bound). Elementwise work, launches and the allocator are left out."""
+    if not (tflops > 0 and bandwidth_tbs > 0):
+        raise ValueError(f"tflops and bandwidth_tbs must be above 0, got {tflops!r} and {bandwidth_tbs!r}")
+    chosen = _layers(s, layers)
+    compute = finetune_flops(s, seq, chosen, batch)["total"] / (tflops * 1e12)
+    optimizer = OPTIMIZER_BYTES_PER_PARAMETER * trained_parameters(s, chosen) / (bandwidth_tbs * 1e12)
+    return {"compute": compute, "optimizer": optimizer, "total": compute + optimizer}
+
+
+def finetune_summary(s: Shape = LARGE, cases: Mapping[str, Iterable[int] | None] | None = None, batch: int = 1,
+                     frames: int = 500) -> list[str]:
+    """Markdown rows ``| parameters | trained | base | copy | gradients | AdamW | activations | optimizer
+    temporaries | peak | TFLOP per step | seconds per step |`` (GiB; the seconds an estimate)."""
+    cases = cases if cases is not None else {"all": None, "layers 12-17, 42-47": HOOKED_LAYERS,
+                                             "layers 42-47": range(42, 48)}
+    rows = []
+    for label, layers in cases.items():
+        chosen = None if layers is None else tuple(layers)
+        m = finetune_memory(s, chosen, batch, frames)
+        flops = finetune_flops(s, positions(frames), chosen, batch)["total"]
+        sec = finetune_seconds(s, positions(frames), chosen, batch)
+        rows.append(f"| {label} | {trained_parameters(s, chosen) / 1e9:.2f} B | {gib(m['base'])} | "
+                    f"{gib(m['weights'])} | {gib(m['gradients'])} | {gib(m['adam'])} | "
+                    f"{gib(m['activations'] + m['logits'])} | {gib(m['optimizer'])} | **{gib(m['peak'])}** | "
+                    f"{flops / 1e12:.2f} | {sec['total']:.2f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    print("| parameters | trained | base LM | copy | gradients | AdamW m, v | activations + logits | "
+          "optimizer temporaries | peak | TFLOP/step | s/step (est.) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(finetune_summary()))

@@ -5,11 +5,11 @@ a synthetic catalog of 30 songs (20-40 s, distinct melodies and timbres, from th
 committed generator), 20 control tracks, queries (one made from parts of two catalog
 songs, one a FLAC copy of a catalog song); keys and a trust file; the manifests of
 ``manifests/demo/`` signed by an operator and a reviewer; 31 positives (derived copies of
-7 catalog songs made by ``lumina-audit derive``); ``run`` Extract (both signature methods,
+7 catalog songs made by ``lumina-audit audio derive``); ``manifest run`` Extract (both signature methods,
 one pass), Calibrate likelihood ratios (``lumina-attribution-v2``) once per signature
 method and the noise floor (``lumina-attribution-v1``) of gradproj beside them, Attribute
 with gradproj under v2; a signed PDF certificate per query (throwaway PKI), asked for by
-the Attribute manifest; ``verify ledger`` (also against a checkpoint kept outside the
+the Attribute manifest; ``ledger verify`` (also against a checkpoint kept outside the
 ledger), an inclusion proof and the certificate verified offline; the calibrations and
 the reports (``calibration show``, ``report show``), the validation figures side by side
 with v1's noise floor, and what the reports state.
@@ -44,7 +44,7 @@ MANIFESTS: tuple[tuple[str, str, dict[str, str]], ...] = (
 POSITIVE_SOURCES = (1, 2, 4, 5, 7, 8)
 POSITIVE_TRANSFORMS = 5
 FLAC_QUERY, FLAC_SOURCE = "flac-copy-of-song03", "song03"
-#: The checkpoint the demo runs on (folder under golden/models/): the random one, which
+#: The checkpoint the demo runs on (folder under lumina_audit/_data/golden/models/): the random one, which
 #: attributes better on the demo's synthetic catalog than the trained one (measured on both,
 #: README "The demo's checkpoint": gradproj separation 3.51 / 3.13 against 1.20 / 1.09).
 DEFAULT_MODEL = "tiny-musicgen"
@@ -108,10 +108,10 @@ def derive_positives(catalog: int) -> None:
         long_enough = soundfile.info(WORK / song).duration > 20.0
         usable = [t for t in battery if long_enough or t != "excerpt-20s"]  # a 20 s excerpt needs a longer song
         names = [usable[(k * POSITIVE_TRANSFORMS + m) % len(usable)] for m in range(POSITIVE_TRANSFORMS)]
-        step("derive", song, *[a for t in names for a in ("--transform", t)], "--out-dir", "audio/derived")
+        step("audio", "derive", song, *[a for t in names for a in ("--transform", t)], "--out-dir", "audio/derived")
     a, b = (9, 12) if catalog > 12 else (0, 2)
-    step("derive", f"audio/catalog/song{a:02d}.wav", f"audio/catalog/song{b:02d}.wav", "--transform", "splice",
-         "--out", f"audio/derived/song{a:02d}+song{b:02d}.splice.wav")
+    step("audio", "derive", f"audio/catalog/song{a:02d}.wav", f"audio/catalog/song{b:02d}.wav", "--transform",
+         "splice", "--out", f"audio/derived/song{a:02d}+song{b:02d}.splice.wav")
 
 
 def findings(query: str) -> None:
@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--controls", type=int, default=20, help="control tracks (at least 20)")
     parser.add_argument("--seconds", type=float, nargs=2, default=(20.0, 40.0), metavar=("MIN", "MAX"),
                         help="song lengths in seconds")
-    models = sorted(p.name for p in (ROOT / "golden/models").iterdir() if p.is_dir())
+    models = sorted(p.name for p in (ROOT / "lumina_audit/_data/golden/models").iterdir() if p.is_dir())
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=models,
                         help=f"embedded checkpoint (default {DEFAULT_MODEL}; README, 'The demo's checkpoint')")
     args = parser.parse_args()
@@ -182,9 +182,9 @@ def main() -> None:
     WORK.mkdir(parents=True)
     (WORK / MARKER).write_text("made by scripts/demo.py; the next demo run deletes this folder\n")
     query = make_audio(args.catalog, args.controls, tuple(args.seconds))
-    lines = (ROOT / f"golden/models/{args.model}.sha256").read_text().splitlines()
+    lines = (ROOT / f"lumina_audit/_data/golden/models/{args.model}.sha256").read_text().splitlines()
     digests = "".join(f"    {name}: {value}\n" for value, name in (line.split() for line in lines))
-    model = str(ROOT / f"golden/models/{args.model}")
+    model = str(ROOT / f"lumina_audit/_data/golden/models/{args.model}")
     for name, template, fill in MANIFESTS:
         text = (ROOT / f"manifests/demo/{template}.yaml").read_text()
         for key, value in {**fill, "model": model}.items():
@@ -193,9 +193,12 @@ def main() -> None:
     trust = []
     for who, principal, ns in (("operator", "operator@demo", ["lumina-audit/manifest", "lumina-audit/ledger"]),
                                ("reviewer", "reviewer@demo", ["lumina-audit/manifest"])):
-        out = step("keys", "generate", "--out", f"keys/{who}", "--principal", principal,
+        out = step("keys", "generate", "--out", f"keys/{who}", "--principal", principal, "--role", who,
                    *[a for n in ns for a in ("--namespace", n)])
         trust.append(out.strip().splitlines()[-1])
+    # The signing policy (docs/evidence.md): every manifest signed by an operator and a reviewer.
+    trust.append('@policy default version="1",threshold="2",roles="operator,reviewer",'
+                 'require="operator:1,reviewer:1"')
     (WORK / "trust").write_text("\n".join(trust) + "\n")
     print(f"\n(wrote the trust file {WORK / 'trust'})")
     step("pki", "throwaway", "--out", "pki")
@@ -204,13 +207,13 @@ def main() -> None:
         step("manifest", "sign", f"{name}.yaml", "--key", "keys/operator.key")
         step("manifest", "sign", f"{name}.yaml", "--key", "keys/reviewer.key")
         step("manifest", "verify", f"{name}.yaml", "--trust", "trust")
-        step("run", f"{name}.yaml", "--trust", "trust", "--key", "keys/operator.key")
-    step("ledger", "show", "ledger")
-    step("ledger", "checkpoint", "ledger", into="checkpoint.txt")
+        step("manifest", "run", f"{name}.yaml", "--trust", "trust", "--key", "keys/operator.key")
+    step("ledger", "show", "--ledger", "ledger")
+    step("ledger", "checkpoint", "--ledger", "ledger", into="checkpoint.txt")
     step("ledger", "prove", "4", "--ledger", "ledger", into="proof-4.json")
-    step("verify", "proof", "proof-4.json", "--trust", "trust")
-    step("verify", "ledger", "ledger", "--trust", "trust", "--checkpoint", "checkpoint.txt")
-    step("verify", "certificate", f"out/certificates/{query}.pdf", "--roots", "pki/root.pem",
+    step("proof", "verify", "proof-4.json", "--trust", "trust")
+    step("ledger", "verify", "--ledger", "ledger", "--trust", "trust", "--checkpoint", "checkpoint.txt")
+    step("certificate", "verify", f"out/certificates/{query}.pdf", "--roots", "pki/root.pem",
          "--trust", "trust", "--ledger", "ledger", "--rerender")
     step("calibration", "show", "out/calibration-gradproj.zip")
     for report in sorted((WORK / "out" / "reports").glob("*.json")):

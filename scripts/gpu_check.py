@@ -33,13 +33,19 @@ status is then 1):
    3-minute song with the default pins, with each memory option and with chunk batches of 2
    and 4: seconds per chunk, per song, and the peak device memory
    (``torch.cuda.max_memory_allocated``).
-4. ``pytest_gpu``: ``tests/signature/test_gpu.py``.
+4. ``large_finetune_all``, ``large_finetune_layers``: ``lumina_audit.customization.tuning.finetune``
+   (AdamW) of that LM on random codes of one chunk, every parameter and the 12 hooked layers
+   (12-17, 42-47): one warm-up step, then 3 timed; the peak device memory above the model at
+   rest and the seconds per step, each beside its paper figure (``benchmarks/musicgen_large.py``
+   ``finetune_memory``, ``finetune_seconds``). Running out of memory is recorded as the result.
+5. ``pytest_gpu``: ``tests/signature/test_gpu.py``.
 
 The device steps run in one child process; if it dies (a CUDA fault), the steps left run in a
 new one. ``--budget-s`` (default 420) bounds the whole: a step that cannot finish in what is
 left is recorded as skipped. With ``--dry-run`` the same steps run on the CPU with the tiny
-checkpoint, two golden clips, a 48 x 64 model and a 25 s song; ``tests/scripts/test_gpu_check.py``
-runs it. Estimated on an H100/H200-class GPU: about 4 minutes; at most 7.5.
+checkpoint, one golden clip, a 48 x 64 model, a 5 s song and 2 s chunks (the fine-tuning steps'
+peak is then the profiler's count of live CPU tensor bytes); ``tests/scripts/test_gpu_check.py``
+runs it. Estimated on an H100/H200-class GPU: about 4.5 minutes; at most 7.5.
 """
 
 from __future__ import annotations

@@ -130,6 +130,44 @@ def _large(doc: dict[str, Any]) -> list[str]:
     return lines or ["(the large-model steps failed)"]
 
 
+def _ranges(values: list[int]) -> str:
+    """``[12, 13, 14, 42]`` as ``12-14, 42``."""
+    runs: list[list[int]] = []
+    for v in sorted(values):
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
+
+
+def _finetune(doc: dict[str, Any]) -> list[str]:
+    runs = [(n, _result(doc, n)) for n in doc["steps"] if n.startswith("large_finetune_")]
+    first = next((r for _, r in runs if r), None)
+    if first is None:
+        return ["(the fine-tuning steps failed)"]
+    lines = [f"`lumina_audit.customization.tuning.finetune` (AdamW, its defaults) on random codes of one chunk "
+             f"({first['frames']} frames): one warm-up step, then {first['steps'] - 1} timed. On paper: "
+             f"`benchmarks/musicgen_large.py` (memory above the model at rest; seconds at {first['paper_assumes']}).",
+             "", "| parameters | trained | fits | peak above rest | on paper | measured / paper | seconds per step "
+             "| on paper | achieved TFLOPS | losses | measured by |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for name, r in runs:
+        if r is None:
+            lines.append(f"| {name} | failed | | | | | | | | | |")
+            continue
+        label = "all" if r["parameters"] == "all" else "layers " + _ranges(r["parameters"]["layers"])
+        fits = "yes" if r["fits"] else f"**no** ({r['error']})".replace("|", "/")
+        losses = ", ".join(f"{v:.3f}" for v in r["losses"]) or "-"
+        lines.append(f"| {label} | {r['trained_parameters']:,} | {fits} | "
+                     f"{_f(r['peak_above_rest_bytes'], '.2f', _GIB)} GiB | "
+                     f"{_f(r['paper_above_rest_bytes'], '.2f', _GIB)} GiB | {_f(r['measured_over_paper'], '.3f')} | "
+                     f"{_f(r['seconds_per_step'], '.3f')} s | "
+                     f"{r['paper_seconds_per_step']:.3f} s | {_f(r['achieved_tflops'], '.3g')} | {losses} | "
+                     f"{r['peak_source']} |")
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The human report."""
     env = _result(doc, "environment") or {}
@@ -137,7 +175,7 @@ def markdown(doc: dict[str, Any]) -> str:
     failed = [n for n, r in doc["steps"].items() if not r["ok"]]
     sections: list[tuple[str, Callable[[dict[str, Any]], list[str]]]] = [
         ("Environment", _environment), ("Golden clips on the device", _golden),
-        ("MusicGen-Large shape (random weights)", _large)]
+        ("MusicGen-Large shape (random weights)", _large), ("Fine-tuning the MusicGen-Large shape", _finetune)]
     lines = [f"# GPU check: {name}", "", f"Started {doc['started_utc']}, {doc['seconds']:.0f} s"
              + (" (**dry run**: the steps on the CPU, tiny sizes)" if doc["dry_run"] else "") + ". "
              + ("All steps passed." if not failed else f"**Failed: {', '.join(failed)}.**"), ""]

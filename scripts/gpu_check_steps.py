@@ -4,10 +4,16 @@ Each step is a function of a :class:`~gpu_check_context.Context` returning a JSO
 (what the steps share, and the sizes of the real and the dry run: :mod:`gpu_check_context`).
 The memory pins (``sums``, ``gradients``) have no environment or global torch state, so one
 process computes every variant by passing other ``Pins`` to ``signatures_of_audio``.
+
+The fine-tuning steps (``large_finetune_*``) run the library's own
+``lumina_audit.customization.tuning.finetune`` on the random MusicGen-Large-shaped LM and time
+its steps through a global optimizer step hook; an out-of-memory error is their result, not a
+failure.
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
 import sys
 import time
@@ -20,13 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "scripts")]
 
 from gpu_check_context import Context, status  # noqa: E402
+from musicgen_large import HOOKED_LAYERS  # noqa: E402
 
-__all__ = ["OPTIONS", "STEPS"]
+__all__ = ["FINETUNE_STEPS", "OPTIONS", "STEPS"]
 
 #: Memory options compared with the default (pins overrides).
 OPTIONS: tuple[tuple[str, dict[str, str]], ...] = (
     ("sums=host", {"sums": "host"}), ("gradients=streamed", {"gradients": "streamed"}),
     ("sums=host, gradients=streamed", {"sums": "host", "gradients": "streamed"}))
+#: Fine-tuning steps timed, after one warm-up step (which also makes the copy and AdamW's state).
+FINETUNE_STEPS = 3
 
 
 def _compare(a: Any, b: Any) -> dict[str, Any]:
@@ -245,6 +254,106 @@ def _song_step(overrides: dict[str, str], batch: int = 1) -> Callable[[Context],
     return lambda ctx: _song(ctx, overrides, batch)
 
 
+def _profiled(run: Callable[[], Any]) -> tuple[Any, int]:
+    """``run()`` under torch's profiler; its result and the peak bytes of CPU tensors alive at once during it,
+    above those alive at its start (the CPU has no ``max_memory_allocated``, and its RSS reuses freed memory)."""
+    import os
+
+    from torch.autograd.profiler import profile
+
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # else kineto logs an error line: no GPU
+    with profile(use_cpu=True, profile_memory=True) as prof:  # its events are read raw: no parsing pass
+        result = run()
+    events = sorted((e for e in prof.kineto_results.events() if e.name() == "[memory]"), key=lambda e: e.start_ns())
+    live = peak = 0
+    for e in events:
+        live += e.nbytes()
+        peak = max(peak, live)
+    return result, peak
+
+
+def _finetune(ctx: Context, layers: tuple[int, ...] | None) -> dict[str, Any]:
+    """``finetune`` of the random large LM on random codes of one chunk: peak memory and seconds per step,
+    each beside its paper figure (``benchmarks/musicgen_large.py``)."""
+    from musicgen_large import (
+        HBM_TBS,
+        SUSTAINED_TFLOPS,
+        Shape,
+        finetune_flops,
+        finetune_memory,
+        finetune_seconds,
+        gib,
+        positions,
+        trained_parameters,
+    )
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from lumina_audit.customization.settings import FineTune
+    from lumina_audit.customization.tuning import finetune
+
+    torch = ctx.torch
+    model, _ = ctx.large()
+    frames = round(ctx.sizes.chunk_seconds * float(model.compression.frame_rate))
+    shape = Shape(width=ctx.sizes.width, heads=ctx.sizes.heads, ffn=4 * ctx.sizes.width, layers=model.num_layers)
+    gen = torch.Generator(device=model.device).manual_seed(17)
+    codes = torch.randint(0, int(model.lm.card), (1, int(model.lm.num_codebooks), frames), generator=gen,
+                          device=model.device)
+    settings = FineTune(steps=1 + FINETUNE_STEPS, layers=layers or ())
+    paper = finetune_memory(shape, layers, frames=frames, foreach=ctx.cuda)  # CPU: AdamW tensor by tensor
+    paper_above = paper["peak"] - paper["base"]  # the base LM is part of the rest
+    flops = finetune_flops(shape, positions(frames), layers)["total"]
+    estimate = finetune_seconds(shape, positions(frames), layers)
+    marks: list[float] = []
+
+    def mark(*_: Any) -> None:
+        ctx.sync()
+        marks.append(time.perf_counter())
+
+    def run() -> list[float]:
+        lm, losses = finetune(model, codes, settings, ctx.pins)
+        del lm
+        return losses
+
+    rest, _ = ctx.peak_reset()
+    handle = register_optimizer_step_post_hook(mark)
+    losses: list[float] = []
+    error, above = None, 0
+    t0 = time.perf_counter()
+    try:
+        if ctx.cuda:
+            losses = run()
+        else:
+            losses, above = _profiled(run)
+    except torch.cuda.OutOfMemoryError as exc:  # the answer for a card too small, not a failed check
+        error = f"out of memory: {str(exc).splitlines()[0]}"[:500]
+    finally:
+        handle.remove()
+    if ctx.cuda:
+        above = int(torch.cuda.max_memory_allocated()) - rest
+    gc.collect()
+    if ctx.cuda:
+        torch.cuda.empty_cache()
+    timed = [b - a for a, b in zip(marks[:-1], marks[1:], strict=True)]
+    seconds = statistics.median(timed) if error is None and timed else None
+    return {"parameters": "all" if layers is None else {"layers": list(layers)},
+            "trained_parameters": trained_parameters(shape, layers), "frames": frames, "steps": settings.steps,
+            "fits": error is None, "error": error, "losses": losses,
+            "first_step_seconds": marks[0] - t0 if marks else None, "step_seconds": timed,
+            "seconds_per_step": seconds, "paper_seconds_per_step": estimate["total"], "paper_seconds": estimate,
+            "paper_assumes": f"{SUSTAINED_TFLOPS:g} TFLOP/s sustained fp32, {HBM_TBS:g} TB/s (an estimate)",
+            "flops_per_step": flops, "achieved_tflops": flops / seconds / 1e12 if seconds else None,
+            "rest_bytes": rest, "peak_bytes": rest + above, "peak_above_rest_bytes": above,
+            "paper": paper, "paper_above_rest_bytes": paper_above,
+            "measured_over_paper": above / paper_above if error is None else None,
+            "paper_gib": {k: gib(v) for k, v in paper.items()},
+            "peak_source": "torch.cuda.max_memory_allocated" if ctx.cuda else "torch.profiler memory events (CPU)",
+            "device_memory_bytes": int(torch.cuda.get_device_properties(0).total_memory) if ctx.cuda else None}
+
+
+def _finetune_step(layers: tuple[int, ...] | None) -> Callable[[Context], dict[str, Any]]:
+    return lambda ctx: _finetune(ctx, layers)
+
+
 #: Every step, in order, with its rough seconds on an H100-class GPU (to skip what cannot finish in time).
 STEPS: tuple[tuple[str, Callable[[Context], dict[str, Any]], float], ...] = (
     ("environment", step_environment, 5),
@@ -258,4 +367,6 @@ STEPS: tuple[tuple[str, Callable[[Context], dict[str, Any]], float], ...] = (
     *((f"large_song_{label.replace('=', '_').replace(', ', '_')}", _song_step(o), 30) for label, o in OPTIONS),
     ("large_song_batch_2", _song_step({}, 2), 25),
     ("large_song_batch_4", _song_step({}, 4), 25),
+    ("large_finetune_all", _finetune_step(None), 25),
+    ("large_finetune_layers", _finetune_step(HOOKED_LAYERS), 15),
 )

@@ -5,6 +5,8 @@
     python scripts/make_golden.py --vectors --model tiny-musicgen-trained
                                              # golden/golden-tiny-musicgen-trained.json for another checkpoint
 
+where golden/ is the package data folder lumina_audit/_data/golden/ (shipped in the wheel).
+
 Run once, review, commit. From then on ``lumina-audit golden check`` and the
 tests compare against golden.json bit for bit; never regenerate it to make a
 test pass.
@@ -20,7 +22,7 @@ import numpy as np
 import soundfile
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "golden"
+GOLDEN = ROOT / "lumina_audit" / "_data" / "golden"
 SEED = 422024
 
 #: file name -> (seed offset, seconds, rate, channels, bits or "float"); what each exercises.

@@ -1,4 +1,4 @@
-"""Make the tiny MusicGen checkpoint in golden/models/tiny-musicgen/ (run once, then commit).
+"""Make the tiny MusicGen checkpoint in lumina_audit/_data/golden/models/tiny-musicgen/ (run once, then commit).
 
 Same structure as MusicGen-Large where the signature depends on it: 48
 transformer layers, 4 codebooks of 2048 entries, the delay pattern, a T5-style
@@ -130,4 +130,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("golden/models/tiny-musicgen"))
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("lumina_audit/_data/golden/models/tiny-musicgen"))

@@ -46,7 +46,7 @@ def child(pins_json: str, clips: int) -> None:
 
     silence_libraries()
     pins = Pins(**json.loads(pins_json))
-    gf = golden.read(ROOT / "golden")
+    gf = golden.read(ROOT / "lumina_audit" / "_data" / "golden")
     session = Session.open(gf.model_dir, gf.digests, pins)
     h = hashlib.sha256()
     for path, exp in gf.expected[:clips]:

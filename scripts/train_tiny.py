@@ -1,11 +1,11 @@
-"""Train the tiny MusicGen in golden/models/tiny-musicgen-trained/ (run once, then commit).
+"""Train the tiny MusicGen in lumina_audit/_data/golden/models/tiny-musicgen-trained/ (run once, then commit).
 
 Same family as the random checkpoint of ``scripts/make_tiny_checkpoint.py`` (48 layers, 4 codebooks
 of 2048, the delay pattern [0, 1, 2, 3], cross-attention on a T5-style ``description`` conditioner,
 no biases, pre-norm), wider (:data:`DIM`), trained by teacher forcing under null conditioning on
 the project's own music: the seeded scores of ``lumina_audit._internal.scores`` rendered with the
 FluidR3_GM SoundFont (Debian ``fluid-soundfont-gm``, MIT licence), cut into 10 s chunks and encoded
-by the EnCodec of ``golden/models/tiny-musicgen/`` (copied byte for byte, so both checkpoints share
+by the EnCodec of ``lumina_audit/_data/golden/models/tiny-musicgen/`` (copied byte for byte, so both checkpoints share
 one codec). Plain mean cross-entropy over the valid delay-pattern positions, AdamW, linear warm-up
 then cosine decay, all from seed 422024, at one CPU thread.
 
@@ -43,7 +43,7 @@ TRAIN_SONGS, VAL_SONGS, SONG_SECONDS = 240, 24, 60.0
 CHUNK_SECONDS, FRAMES = 10.0, 500  # 50 Hz EnCodec frames per chunk
 BATCH, EPOCHS = 8, 6  # 6 x 180 steps: about 1.6 h at 4.8 s/step (measured with --time-steps)
 LR, MIN_LR_RATIO, WARMUP, WEIGHT_DECAY, BETAS, CLIP = 1e-3, 0.1, 100, 0.1, (0.9, 0.95), 1.0
-SOURCE = Path("golden/models/tiny-musicgen")
+SOURCE = Path("lumina_audit/_data/golden/models/tiny-musicgen")
 SOUNDFONT_COPYRIGHT = Path("/usr/share/doc/fluid-soundfont-gm/copyright")
 LOG2048 = math.log(2048)
 
@@ -122,16 +122,21 @@ def build_lm() -> tuple[Any, Any]:
 
 
 def batch_loss(lm: Any, codes: Any) -> Any:
-    """Mean cross-entropy over the valid positions of codes ``[B, 4, T]`` under null conditioning."""
-    import torch
-    import torch.nn.functional as F
+    """Mean cross-entropy over the valid positions of codes ``[B, 4, T]`` under null conditioning.
 
-    b = codes.shape[0]
-    cond = {name: (torch.zeros(b, 1, c.output_dim), torch.zeros(b, 1, dtype=torch.long))
-            for name, c in lm.condition_provider.conditioners.items()}
-    out = lm.compute_predictions(codes=codes, conditions=[], condition_tensors=cond)
-    valid = out.mask.bool()
-    return F.cross_entropy(out.logits[valid], codes[valid])  # NaN logits are never selected
+    The library's ``lumina_audit.customization.tuning.training_loss`` (what ``customize`` fine-tunes
+    with), handed the null condition of this LM's own conditioners: the LM being trained has no
+    ``LoadedModel``, and ``training_loss`` reads nothing else of one. The same bits, value and
+    gradients, as the inline loss this script trained the committed checkpoint with (zeros
+    ``[B, 1, dim]`` and mask zeros ``[B, 1]``), checked on that checkpoint in train and eval mode.
+    """
+    import types
+
+    from lumina_audit.customization.tuning import training_loss
+
+    null = {name: c.null_condition(1, codes.device) for name, c in lm.condition_provider.conditioners.items()}
+    model: Any = types.SimpleNamespace(null_condition=null)
+    return training_loss(model, lm, codes)
 
 
 def evaluate(lm: Any, codes: Any) -> float:
@@ -173,7 +178,7 @@ def export(model: Any, cfg: Any, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("golden/models/tiny-musicgen-trained"))
+    parser.add_argument("--out", type=Path, default=Path("lumina_audit/_data/golden/models/tiny-musicgen-trained"))
     parser.add_argument("--work", type=Path, default=Path("work/train-tiny"))
     parser.add_argument("--time-steps", type=int, default=0)
     args = parser.parse_args()

@@ -10,6 +10,7 @@ _PINNED = pinned_environ(Pins(), os.environ)
 os.environ.clear()
 os.environ.update(_PINNED)
 
+import fnmatch  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -22,7 +23,7 @@ settings.register_profile("lumina", deadline=None, suppress_health_check=[Health
 settings.load_profile("lumina")
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "golden"
+GOLDEN = ROOT / "lumina_audit" / "_data" / "golden"
 TINY = GOLDEN / "models" / "tiny-musicgen"
 
 
@@ -40,9 +41,43 @@ def session() -> Any:
     return Session.open(TINY, tiny_digests(), Pins())
 
 
+# `make test-fast` (pytest -m "not slow") leaves these out; `make test` (CI) runs everything. Patterns are fnmatch
+# globs over the node id (relative to the repository root): a module path, or a module path and a test name ("[[]"
+# is a literal "["). Measured with `pytest --durations=0`; seconds are from a loaded 2-core machine.
+#: End to end: a module fixture runs the whole chain (keys, manifests, `run`, calibrate, attribute) through the CLI
+#: in subprocesses, tens of seconds before the first test (the demo chain: about 200 s).
+E2E = ("tests/runner/test_*_e2e.py", "tests/cli/test_demo_chain.py")
+SLOW = E2E + (
+    "tests/benchmarks/*",  # the benchmarks' smoke runs: ground truth, LR battery, fine-tuning memory (25-40 s each)
+    "tests/scripts/test_gpu_check.py::test_dry_run_*",  # the GPU check's steps on the CPU (30 s)
+    "tests/scripts/test_robustness.py",  # the robustness table (25 s)
+    "tests/customization/test_customize.py",  # a module fixture that customizes twice (50 s)
+    "tests/runner/test_extract_memory.py",  # extracts a growing catalog to watch memory (25 s)
+    "tests/cli/test_show_lr.py",  # a module fixture that makes a version-3 report through the chain (27 s)
+    "tests/certificates/test_render_lr.py",  # renders and signs LR certificates (a 30 s fixture, 65 s in all)
+    "tests/cli/test_cli.py::test_bad_inputs_give_one_line_errors",  # dozens of CLI subprocesses (40-115 s)
+    "tests/cli/test_cli.py::test_signature_json_reads_back_the_golden_bits[[]lumina-*",  # [None] stays fast
+    "tests/cli/test_cli.py::test_signature_memory_pins_keep_the_bits_and_chunk_batch_names_its_space",
+    "tests/signature/test_golden.py::test_golden_check_under_hostile_caller_environments",  # 12 subprocesses
+    "tests/signature/test_pins.py::test_negative_control_thread_count_changes_bits",  # (25 s)
+    "tests/attribution/test_derive.py::test_cli_battery_and_one_line_refusals",  # (13 s)
+    "tests/attribution/test_calibration_file.py::test_every_flipped_byte_is_refused_or_harmless",  # (13 s)
+)
+
+
+def _matches(nodeid: str, patterns: tuple[str, ...]) -> bool:
+    module = nodeid.split("::", 1)[0]
+    return any(fnmatch.fnmatchcase(module, p) or fnmatch.fnmatchcase(nodeid, p) for p in patterns)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 
+    for item in items:
+        if _matches(item.nodeid, E2E):
+            item.add_marker(pytest.mark.e2e)
+        if _matches(item.nodeid, SLOW):
+            item.add_marker(pytest.mark.slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")

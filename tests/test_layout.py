@@ -182,3 +182,13 @@ def test_importing_the_light_modules_does_not_import_torch() -> None:
     code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_the_repository_names_no_path_outside_itself() -> None:
+    """The normative texts are docs/spec/; no file points to a folder a clone does not have."""
+    out = subprocess.run(["git", "grep", "-l", "-e", "../" + "shared", "--", ".", ":!*.lock"], cwd=ROOT,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode in (0, 1), out.stderr
+    assert out.stdout.strip() == "", out.stdout
+    for name in ("signature-v1.md", "gradproj-v1.md", "attribution-v1.md", "attribution-v2.md"):
+        assert (ROOT / "docs" / "spec" / name).is_file(), name

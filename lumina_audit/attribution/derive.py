@@ -270,6 +270,6 @@ def output_path(out: Path, transform: str) -> Path:
 
 
 def default_name(source: Path, transform: str) -> str:
-    """``<stem>.<transform><ext>``: the file name ``derive --out-dir`` gives."""
+    """``<stem>.<transform><ext>``: the file name ``audio derive --out-dir`` gives."""
     return f"{source.stem}.{transform}{_EXTENSIONS[TRANSFORMS[transform][1]]}"
 

@@ -2,9 +2,9 @@
 
 :mod:`.pdf` (what the others share: the error, attachments, page sizes), :mod:`.render`
 (report + inclusion proof -> unsigned PDF, byte for byte reproducible), :mod:`.signer`
-(X.509 signer, PAdES signing), :mod:`.verify` (numbered verification steps), :mod:`.issue`
-(issuing into the ledger, checks against a ledger, re-rendering) and :mod:`.pki` (a
-throwaway demo PKI).
+(X.509 signer, PAdES signing), :mod:`.verify` (numbered verification steps, the checks against
+a ledger and by re-rendering included), :mod:`.issue` (issuing into the ledger) and :mod:`.pki`
+(a throwaway demo PKI).
 
 Imports the ``evidence`` and ``attribution`` areas. Importing it imports none of its modules.
 """

@@ -1,4 +1,4 @@
-"""Issuing certificates into the ledger, and the optional checks of ``verify certificate``.
+"""Issuing certificates into the ledger.
 
 Issuing (``lumina-audit certificate issue``) takes a :class:`~lumina_audit.certificates.signer.SignerCredentials`
 that :func:`~lumina_audit.certificates.signer.load_signer` has already checked, and a page size and
@@ -15,15 +15,17 @@ timestamp authority URL that are checked before any work:
    and of the signed PDF, the page size, and the PDF as an output. If it cannot be written,
    the PDF is removed.
 
-The page size is not stored separately in the PDF: :func:`rerender_matches` reads it from the
-first page's MediaBox (595.28 x 841.89 pt is A4, 612 x 792 pt is Letter) of the signed
-revision, renders again with it, and compares bytes, so a wrong size cannot pass.
+The page size is not stored separately in the PDF: :func:`~.verify.rerender_matches` (step 6 of
+:func:`~.verify.verify_certificate`) reads it from the first page's MediaBox (595.28 x 841.89 pt
+is A4, 612 x 792 pt is Letter) of the signed revision, renders again with it, and compares
+bytes, so a wrong size cannot pass; step 5 (:func:`~.verify.check_against_ledger`) finds the
+``certificate`` record of step 4 and requires the file's SHA-256 to be its ``signed_pdf_sha256``.
+:func:`check_against_ledger` and :func:`rerender_matches` are importable from here too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +35,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .._internal.fileio import write_new
 from ..attribution.reports import read_report
-from ..evidence.ledger import Ledger, prove, verify
-from ..evidence.trust import TrustStore
-from .pdf import CertificateError, page_size_name, page_size_of
+from ..evidence.ledger import Ledger, prove
+from .pdf import CertificateError, page_size_name
 from .render import render_certificate
 from .signer import SignerCredentials, check_timestamp_url, sign_certificate
+from .verify import check_against_ledger, rerender_matches
 
 __all__ = ["Issued", "check_against_ledger", "issue_certificate", "rerender_matches"]
 
@@ -99,38 +101,3 @@ def issue_certificate(report_path: Path, ledger_dir: Path, out: Path, *, operato
         raise
     return Issued(out, appended.seq, report_sha, hashes["unsigned_pdf_sha256"], hashes["signed_pdf_sha256"],
                   page_size)
-
-
-def _embedded(pdf: bytes) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
-    import io
-
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    from .pdf import PROOF_ATTACHMENT, REPORT_ATTACHMENT, read_attachments
-
-    files = read_attachments(PdfFileReader(io.BytesIO(pdf), strict=False))
-    report_bytes = files[REPORT_ATTACHMENT]
-    return json.loads(report_bytes), report_bytes, json.loads(files[PROOF_ATTACHMENT])
-
-
-def check_against_ledger(pdf: bytes, ledger_dir: Path, trust: TrustStore) -> None:
-    """The embedded checkpoint is consistent with the local ledger (``--ledger``)."""
-    _, _, proof = _embedded(pdf)
-    report = verify(ledger_dir, trust, check_outputs=False, external_checkpoint=proof["checkpoint"])
-    if not report.bottom_line:
-        first = report.findings[0].message if report.findings else report.status
-        raise CertificateError(f"step 5: the certificate's checkpoint does not match the ledger {ledger_dir}: {first}")
-
-
-def rerender_matches(pdf: bytes) -> None:
-    """A fresh rendering of the attached report is byte for byte the signed revision (``--rerender``).
-
-    The page size is the first page's (A4 or Letter); the time is the proven record's.
-    """
-    from datetime import datetime
-
-    doc, report_bytes, proof = _embedded(pdf)
-    issued_at = datetime.fromisoformat(json.loads(proof["record"])["time"].replace("Z", "+00:00"))
-    fresh = render_certificate(doc, report_bytes, proof, issued_at=issued_at, page_size=page_size_of(pdf))
-    if not pdf.startswith(fresh):
-        raise CertificateError("step 6: a fresh rendering of the attached report differs from the signed revision")

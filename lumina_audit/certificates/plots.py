@@ -5,7 +5,7 @@ proportion of same-source (H1) and of different-source (H2) validation trials wh
 or above x, x from the calibration's grid, -6 to 6) with this case's listed songs marked, and an
 empirical cross-entropy (ECE) plot (system, PAV and neutral curves over log10 prior odds -2.5 to
 2.5). These functions turn the report's plot data into coordinates and SVG path strings; the
-template (``templates/certificate-lr.html.j2``) only draws them, and escapes every label, so the
+template (``_data/templates/certificate-lr.html.j2``) only draws them, and escapes every label, so the
 PDF holds vector graphics, never a raster image.
 
 Pure and deterministic: no clock, no randomness, no plotting library; every coordinate is rounded

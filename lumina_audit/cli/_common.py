@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_VALID",
     "JsonOpt",
     "KeyOpt",
+    "LedgerOpt",
     "PassEnvOpt",
     "TrustOpt",
     "err",
@@ -36,6 +37,9 @@ KeyOpt = Annotated[Path, typer.Option("--key", help="Ed25519 private key (PEM)."
 PassEnvOpt = Annotated[str | None, typer.Option(help="Read the key passphrase from this environment variable.")]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+#: How every command names a ledger (an option; the old positional spellings: :mod:`._grammar`).
+LedgerOpt = Annotated[Path, typer.Option("--ledger", help="Ledger directory.")]
 
 #: ``verify`` exit codes.
 EXIT_VALID, EXIT_INVALID, EXIT_UNCHECKED = 0, 1, 3

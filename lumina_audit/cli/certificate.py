@@ -1,7 +1,11 @@
-"""``lumina-audit certificate``, ``verify certificate`` and ``pki``: signed PDF certificates and a demo PKI."""
+"""``lumina-audit certificate issue`` and ``pki``: signed PDF certificates and a demo PKI.
+
+``certificate verify`` is in :mod:`.verify`.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +15,7 @@ import typer
 
 from ..errors import ConfigError
 from ._common import (
+    JsonOpt,
     PassEnvOpt,
     TrustOpt,
     echo,
@@ -21,7 +26,7 @@ from ._common import (
 
 __all__ = ["certificate_app", "pki_app"]
 
-certificate_app = typer.Typer(no_args_is_help=True, help="Issue signed PDF attribution certificates.")
+certificate_app = typer.Typer(no_args_is_help=True, help="Issue and verify signed PDF attribution certificates.")
 
 pki_app = typer.Typer(no_args_is_help=True, help="A throwaway X.509 PKI for tests and demos (never trusted).")
 
@@ -37,6 +42,7 @@ def pki_throwaway(
         help="Also write signer.p12 (key, certificate and root; mode 0600), encrypted with the passphrase in "
              "this environment variable.")] = None,
     rsa: Annotated[bool, typer.Option(hidden=True, help="Same as --kind rsa (kept for old scripts).")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Make a throwaway root CA and document-signing certificate (demos and tests only)."""
     from ..certificates.pki import write_throwaway_pki
@@ -45,6 +51,10 @@ def pki_throwaway(
         raise ConfigError("--rsa is the old spelling of --kind rsa; give only --kind")
     p12_pass = passphrase(pkcs12_passphrase_env) if pkcs12_passphrase_env is not None else None
     paths = write_throwaway_pki(out, "rsa" if rsa else kind, pkcs12_passphrase=p12_pass)
+    if as_json:
+        echo(json.dumps({"kind": "rsa" if rsa else kind, "throwaway": True,
+                         "files": {role: str(path) for role, path in paths.items()}}, indent=1))
+        return
     echo(f"wrote {', '.join(str(p) for p in paths.values())} (throwaway {'rsa' if rsa else kind}: trust it only "
          "for a demo)")
 
@@ -77,6 +87,7 @@ def certificate_issue(
     signer_passphrase_env: Annotated[str | None, typer.Option(
         help="Read the passphrase of the signer key or PKCS#12 bundle from this environment variable "
              "(else it is asked for on a terminal when needed).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Render the report as a PDF/A-3b certificate, sign it (PAdES), record the issuance in the ledger.
 
@@ -100,8 +111,16 @@ def certificate_issue(
         if "give its passphrase" not in exc.message or signer_passphrase_env is not None or not sys.stdin.isatty():
             raise
         signer = signer_from(passphrase(None, ask=True))
-    echo(f"signer {signer.describe()}")
+    if not as_json:
+        echo(f"signer {signer.describe()}")
     issued = issue_certificate(report, ledger, out, operator_key=operator, principal=entry.principal, signer=signer,
                                timestamp_url=timestamp_url, page_size=page_size)
+    if as_json:
+        echo(json.dumps({"path": str(issued.path), "ledger": str(ledger), "record": issued.seq,
+                         "page_size": issued.page_size, "report_sha256": issued.report_sha256,
+                         "signed_pdf_sha256": issued.signed_sha256, "timestamped": timestamp_url is not None,
+                         "signer": signer.subject, "signer_fingerprint": signer.fingerprint,
+                         "signer_not_after": signer.not_after.isoformat()}, indent=1))
+        return
     echo(f"issued {issued.path} ({issued.page_size}, signed PDF SHA-256 {issued.signed_sha256}"
          f"{', timestamped' if timestamp_url else ''}), recorded as ledger record {issued.seq}")

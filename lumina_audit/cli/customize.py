@@ -1,4 +1,4 @@
-"""``lumina-audit customize``: fine-tune copies of the pinned LM on songs and sample pieces from them."""
+"""``lumina-audit model customize``: fine-tune copies of the pinned LM on songs and sample pieces from them."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from ._common import JsonOpt, echo, err
 
 __all__ = ["CUSTOMIZE_EPILOG", "customize"]
 
-CUSTOMIZE_EPILOG = ("Example: lumina-audit customize songs/a.wav songs/b.wav --model "
-                    "golden/models/tiny-musicgen-trained --digests golden/models/tiny-musicgen-trained.sha256 "
+CUSTOMIZE_EPILOG = ("Example: lumina-audit model customize songs/a.wav songs/b.wav --model "
+                    "lumina_audit/_data/golden/models/tiny-musicgen-trained "
+                    "--digests lumina_audit/_data/golden/models/tiny-musicgen-trained.sha256 "
                     "--out work/pieces --steps 50 --pieces 4")
 
 

@@ -1,4 +1,4 @@
-"""``lumina-audit derive``: derived copies of catalog songs, the positives of a calibration."""
+"""``lumina-audit audio derive``: derived copies of catalog songs, the positives of a calibration."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ import typer
 from ..errors import ConfigError
 from ._common import JsonOpt, echo
 
-__all__ = ["DERIVE_EPILOG", "derive"]
+__all__ = ["DERIVE_EPILOG", "audio_app", "derive"]
 
-#: The example of ``lumina-audit derive --help`` (registered by :mod:`.main`).
-DERIVE_EPILOG = ("Example: lumina-audit derive audio/catalog/song03.wav --transform battery --out-dir derived ; "
-                 "lumina-audit derive song06.wav song15.wav --transform splice --out derived/splice-06-15.wav")
+audio_app = typer.Typer(no_args_is_help=True, help="Make audio for a calibration: derived copies of catalog songs.")
+
+#: The example of ``lumina-audit audio derive --help``.
+DERIVE_EPILOG = ("Example: lumina-audit audio derive audio/catalog/song03.wav --transform battery --out-dir derived ; "
+                 "lumina-audit audio derive song06.wav song15.wav --transform splice --out derived/splice-06-15.wav")
 
 
+@audio_app.command("derive", epilog=DERIVE_EPILOG)
 def derive(
     sources: Annotated[list[Path], typer.Argument(help="Source audio: one catalog song, or two for a splice.")],
     transform: Annotated[list[str], typer.Option(help="Transform (repeatable): mp3-128k, opus-64k, noise-30db, "

@@ -20,26 +20,61 @@ from ..errors import ConfigError, LuminaError
 from ..signature.pins import Pins, reexec_if_needed
 from . import calibration, certificate, customize, derive, keys, ledger, manifest, report, run, signature, verify
 from ._common import echo, err
+from ._grammar import alias_of
 
 __all__ = ["app", "main"]
 
+#: Modules that only the ``compute`` extra installs (what signature computation and audiocraft import):
+#: a command that needs one, run on the verifier alone (``pip install lumina-audit``), says so in one line.
+COMPUTE_MODULES = frozenset({
+    "torch", "torchaudio", "audiocraft", "h5py", "soundfile", "lir", "xformers", "einops", "julius", "omegaconf",
+    "hydra", "flashy", "num2words", "spacy", "librosa", "av", "sentencepiece", "huggingface_hub", "transformers",
+    "torchmetrics"})
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The one line for a module of the ``compute`` extra that is not installed; None for any other module."""
+    name = (exc.name or "").split(".")[0]
+    if name not in COMPUTE_MODULES:
+        return None
+    if name == "audiocraft":
+        return ("error: this command needs audiocraft, which is not installed: pip install --no-deps "
+                "audiocraft==1.3.0 (after pip install 'lumina-audit[compute]')")
+    return (f"error: this command needs the compute extra ({name} is not installed): "
+            "pip install 'lumina-audit[compute]', then pip install --no-deps audiocraft==1.3.0")
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Court-grade music attribution evidence from MusicGen gradient signatures.")
+
+# One grammar: a noun (the group), then a verb; a ledger is always --ledger DIR. docs/cli.md is generated
+# from these commands (make cli-docs). Most are declared in their modules; these four join their groups here.
+manifest.manifest_app.command("run", epilog=run.RUN_EPILOG)(run.run)
+signature.model_app.command("customize", epilog=customize.CUSTOMIZE_EPILOG)(customize.customize)
+ledger.ledger_app.command("verify", epilog=verify.LEDGER_VERIFY_EPILOG)(verify.ledger_verify)
+certificate.certificate_app.command("verify", epilog=verify.CERTIFICATE_VERIFY_EPILOG)(verify.certificate_verify)
 app.add_typer(signature.golden_app, name="golden")
 app.add_typer(signature.model_app, name="model")
+app.add_typer(signature.signature_app, name="signature")
+app.add_typer(derive.audio_app, name="audio")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(certificate.pki_app, name="pki")
 app.add_typer(manifest.manifest_app, name="manifest")
 app.add_typer(ledger.ledger_app, name="ledger")
-app.add_typer(verify.verify_app, name="verify")
+app.add_typer(verify.proof_app, name="proof")
 app.add_typer(report.report_app, name="report")
 app.add_typer(calibration.calibration_app, name="calibration")
 app.add_typer(certificate.certificate_app, name="certificate")
-app.add_typer(certificate.pki_app, name="pki")
-app.command("run", epilog="Example: lumina-audit run manifests/demo/extract.yaml --trust work/trust "
-            "--key work/keys/operator.key")(run.run)
-app.command("signature", epilog=signature.SIGNATURE_EPILOG)(signature.signature)
-app.command("derive", epilog=derive.DERIVE_EPILOG)(derive.derive)
-app.command("customize", epilog=customize.CUSTOMIZE_EPILOG)(customize.customize)
+
+# The spellings of before, hidden: each prints one line on stderr, then behaves as its new spelling
+# (``signature AUDIO...`` is kept by the signature group itself, a positional ledger by the ledger commands).
+app.command("run", hidden=True, cls=alias_of("run"), epilog=run.RUN_EPILOG)(run.run)
+app.command("derive", hidden=True, cls=alias_of("derive"), epilog=derive.DERIVE_EPILOG)(derive.derive)
+app.command("customize", hidden=True, cls=alias_of("customize"),
+            epilog=customize.CUSTOMIZE_EPILOG)(customize.customize)
+app.add_typer(verify.verify_app, name="verify", hidden=True)
+
+#: Where a command that runs under a manifest's pins begins: ``manifest run MANIFEST``, and ``run MANIFEST``.
+RUN_COMMANDS = (("manifest", "run"), ("run",))
 
 
 def _version(value: bool) -> None:
@@ -64,18 +99,39 @@ def _options(
     pass
 
 
+def _manifest_to_run(argv: list[str]) -> str | None:
+    """The MANIFEST of ``manifest run MANIFEST`` (or of the deprecated ``run MANIFEST``) in ARGV, else None."""
+    for command in RUN_COMMANDS:
+        if tuple(argv[:len(command)]) != command:
+            continue
+        rest = argv[len(command):]
+        i = 0
+        while i < len(rest):
+            if rest[i] == "--":
+                return rest[i + 1] if i + 1 < len(rest) else None
+            if rest[i] in run.RUN_OPTIONS_WITH_VALUES:
+                i += 2
+            elif rest[i].startswith("-"):
+                i += 1
+            else:
+                return rest[i]
+        return None
+    return None
+
+
 def _pins_from_argv(argv: list[str]) -> Pins:
     """The pins a command will run under, read before torch can start.
 
-    ``run MANIFEST`` runs under the manifest's pins (read, not yet verified: the run
-    verifies it after the re-execution and refuses it there if it is not valid).
+    ``manifest run MANIFEST`` (and the deprecated ``run MANIFEST``) runs under the manifest's pins
+    (read, not yet verified: the run verifies it after the re-execution and refuses it there if it
+    is not valid).
     """
-    positional = [a for a in argv if not a.startswith("-")]
-    if positional[:1] == ["run"] and len(positional) > 1:
+    path = _manifest_to_run(argv)
+    if path is not None:
         from ..evidence.manifest import load_manifest
 
         try:
-            return load_manifest(positional[1]).pins()
+            return load_manifest(path).pins()
         except LuminaError:
             return Pins()  # the command itself reports the problem
     values: dict[str, str] = {}
@@ -114,6 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         err("interrupted")
         sys.exit(130)
+    except ModuleNotFoundError as exc:
+        line = _missing_extra(exc)
+        if line is None:
+            raise
+        err(line)
+        sys.exit(2)
     except BrokenPipeError:
         sys.exit(1)
     except OSError as exc:  # a path given on the command line that cannot be read or written

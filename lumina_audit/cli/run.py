@@ -1,4 +1,4 @@
-"""``lumina-audit run``: a signed manifest in, outputs and a ledger record out (registered by :mod:`.main`)."""
+"""``lumina-audit manifest run``: a signed manifest in, outputs and a ledger record out (registered by :mod:`.main`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ from ._common import (
 if TYPE_CHECKING:
     from ..runner.base import Progress
 
-__all__ = ["run"]
+__all__ = ["RUN_EPILOG", "RUN_OPTIONS_WITH_VALUES", "run"]
+
+RUN_EPILOG = ("Example: lumina-audit manifest run manifests/demo/extract.yaml --trust work/trust "
+              "--key work/keys/operator.key")
+
+#: The options of :func:`run` that take a value: :func:`lumina_audit.cli.main._pins_from_argv` skips them to find
+#: the manifest before torch starts (a test checks this against the command).
+RUN_OPTIONS_WITH_VALUES = frozenset({"--trust", "--key", "--passphrase-env"})
 
 
 def run(

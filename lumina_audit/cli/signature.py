@@ -1,4 +1,4 @@
-"""``lumina-audit signature``, ``golden check`` and ``model digests``: the signature method for inspection."""
+"""``lumina-audit signature compute``, ``golden check`` and ``model digests``: the signature method for inspection."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ import typer
 from ..errors import ConfigError
 from ..signature.pins import Pins
 from ._common import echo
+from ._grammar import default_group
 
-__all__ = ["NOT_EVIDENCE", "SIGNATURE_EPILOG", "golden_app", "model_app", "signature"]
+__all__ = ["NOT_EVIDENCE", "SIGNATURE_EPILOG", "golden_app", "model_app", "signature", "signature_app"]
 
 golden_app = typer.Typer(no_args_is_help=True, help="Check this installation against the golden vectors.")
 
-model_app = typer.Typer(no_args_is_help=True, help="Inspect MusicGen checkpoint directories.")
+model_app = typer.Typer(no_args_is_help=True, help="Inspect MusicGen checkpoint directories and fine-tune copies.")
+
+#: ``signature AUDIO...``, the spelling of before, still computes (saying so in one line: :mod:`._grammar`).
+signature_app = typer.Typer(cls=default_group("signature", "compute"), no_args_is_help=True,
+                            help="Signatures of audio files, for inspection and recomputation (not evidence).")
 
 NOT_EVIDENCE = ("NOT EVIDENCE: this output is for inspection and independent recomputation only. "
                 "Evidence comes from signed manifest runs recorded in a ledger.")
@@ -27,11 +32,12 @@ def _parse_digests(digest_file: Path | None, sha256: list[str]) -> dict[str, str
 
     return parse_digest_args(digest_file, sha256)
 
-#: The example of ``lumina-audit signature --help`` (the command is registered by :mod:`.main`).
-SIGNATURE_EPILOG = ("Example: lumina-audit signature --model golden/models/tiny-musicgen "
-                    "--digests golden/models/tiny-musicgen.sha256 song.wav --json")
+#: The example of ``lumina-audit signature compute --help``.
+SIGNATURE_EPILOG = ("Example: lumina-audit signature compute --model lumina_audit/_data/golden/models/tiny-musicgen "
+                    "--digests lumina_audit/_data/golden/models/tiny-musicgen.sha256 song.wav --json")
 
 
+@signature_app.command("compute", epilog=SIGNATURE_EPILOG)
 def signature(
     audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3, ...).")],
     model: Annotated[Path, typer.Option(help="audiocraft checkpoint directory.")],
@@ -93,7 +99,7 @@ def signature(
 
 @golden_app.command("check", epilog="Example: lumina-audit golden check --json")
 def golden_check(
-    golden: Annotated[Path | None, typer.Option(help="Golden folder (default: the repo's golden/); every "
+    golden: Annotated[Path | None, typer.Option(help="Golden folder (default: the package's _data/golden/); every "
                                                 "golden.json and golden-*.json in it is checked.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:

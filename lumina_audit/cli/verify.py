@@ -1,4 +1,8 @@
-"""``lumina-audit verify``: verify evidence offline (a ledger, an inclusion proof, a certificate)."""
+"""Verify evidence offline: ``ledger verify``, ``proof verify``, ``certificate verify``.
+
+The three commands are registered on their groups by :mod:`.main`; the hidden group :data:`verify_app`
+keeps their spellings of before (:data:`._grammar.DEPRECATED`).
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,27 @@ from ._common import (
     EXIT_UNCHECKED,
     EXIT_VALID,
     JsonOpt,
+    LedgerOpt,
     TrustOpt,
     echo,
     trust_store,
 )
+from ._grammar import alias_of
 
-__all__ = ["verify_app"]
+__all__ = ["CERTIFICATE_VERIFY_EPILOG", "LEDGER_VERIFY_EPILOG", "certificate_verify", "ledger_verify", "proof_app",
+           "proof_verify", "verify_app"]
 
-verify_app = typer.Typer(no_args_is_help=True, help="Verify evidence offline.")
+proof_app = typer.Typer(no_args_is_help=True, help="Verify inclusion proofs offline.")
+
+verify_app = typer.Typer(no_args_is_help=True, help="Deprecated: now 'ledger verify', 'proof verify' and "
+                         "'certificate verify'.")
+
+#: The examples of ``ledger verify`` and ``certificate verify`` (registered by :mod:`.main`).
+LEDGER_VERIFY_EPILOG = ("Example: lumina-audit ledger verify --ledger work/ledger --trust trust "
+                        "--checkpoint saved-checkpoint.txt")
+CERTIFICATE_VERIFY_EPILOG = ("Example: lumina-audit certificate verify out/q.pdf --roots pki/root.pem --trust trust "
+                             "--ledger ledger --rerender")
+PROOF_VERIFY_EPILOG = "Example: lumina-audit proof verify proof-3.json --trust trust"
 
 
 def _report_json(report: Any) -> dict[str, Any]:
@@ -31,14 +48,16 @@ def _report_json(report: Any) -> dict[str, Any]:
                          for f in report.findings]}
 
 
-@verify_app.command("ledger", epilog="Example: lumina-audit verify ledger work/ledger --trust trust "
-                    "--checkpoint saved-checkpoint.txt")
-def verify_ledger(
-    path: Annotated[Path, typer.Argument(help="Ledger directory.")] = Path("ledger"),
+CheckpointOpt = Annotated[Path | None, typer.Option(help="A checkpoint kept elsewhere (catches truncation and "
+                                                   "rewrites).")]
+OutputsOpt = Annotated[bool, typer.Option(help="Check that recorded outputs still have their hashes.")]
+
+
+def ledger_verify(
+    ledger: LedgerOpt,
     trust: TrustOpt = Path("trust"),
-    checkpoint: Annotated[Path | None, typer.Option(help="A checkpoint kept elsewhere (catches truncation "
-                                                    "and rewrites).")] = None,
-    outputs: Annotated[bool, typer.Option(help="Check that recorded outputs still have their hashes.")] = True,
+    checkpoint: CheckpointOpt = None,
+    outputs: OutputsOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a ledger: chain, signatures, Merkle roots, checkpoint consistency, outputs on disk.
@@ -48,19 +67,32 @@ def verify_ledger(
     from ..evidence.ledger import verify
 
     external = checkpoint.read_text(encoding="utf-8") if checkpoint is not None else None
-    report = verify(path, trust_store(trust), check_outputs=outputs, external_checkpoint=external)
+    report = verify(ledger, trust_store(trust), check_outputs=outputs, external_checkpoint=external)
     if as_json:
         echo(json.dumps(_report_json(report), indent=1))
     else:
-        echo(f"{report.status.upper()}: {path}: {report.records} record(s), {report.checkpoints} checkpoint(s)")
+        echo(f"{report.status.upper()}: {ledger}: {report.records} record(s), {report.checkpoints} checkpoint(s)")
         for f in report.findings:
             where = f"record {f.seq}" if f.seq is not None else "ledger"
             echo(f"  {where}: [{f.step}] {f.message}")
     raise typer.Exit({"valid": EXIT_VALID, "invalid": EXIT_INVALID}.get(report.status, EXIT_UNCHECKED))
 
 
-@verify_app.command("proof", epilog="Example: lumina-audit verify proof proof-3.json --trust trust")
-def verify_proof_cmd(
+@verify_app.command("ledger", hidden=True, cls=alias_of("verify ledger"), epilog=LEDGER_VERIFY_EPILOG)
+def verify_ledger(
+    path: Annotated[Path, typer.Argument(help="Ledger directory.")] = Path("ledger"),
+    trust: TrustOpt = Path("trust"),
+    checkpoint: CheckpointOpt = None,
+    outputs: OutputsOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deprecated: now 'ledger verify', which names the ledger with --ledger DIR."""
+    ledger_verify(path, trust, checkpoint, outputs, as_json)
+
+
+@proof_app.command("verify", epilog=PROOF_VERIFY_EPILOG)
+@verify_app.command("proof", hidden=True, cls=alias_of("verify proof"), epilog=PROOF_VERIFY_EPILOG)
+def proof_verify(
     proof: Annotated[Path, typer.Argument(help="Inclusion proof JSON from `ledger prove`.")],
     trust: TrustOpt,
     as_json: JsonOpt = False,
@@ -83,9 +115,8 @@ def verify_proof_cmd(
              f"{report.origin} of size {report.tree_size}, checkpoint key {report.checkpoint_key_id[:16]}...")
 
 
-@verify_app.command("certificate", epilog="Example: lumina-audit verify certificate out/q.pdf --roots pki/root.pem "
-                    "--trust trust --ledger ledger --rerender")
-def verify_certificate_cmd(
+@verify_app.command("certificate", hidden=True, cls=alias_of("verify certificate"), epilog=CERTIFICATE_VERIFY_EPILOG)
+def certificate_verify(
     pdf: Annotated[Path, typer.Argument(help="Signed certificate (PDF).")],
     roots: Annotated[list[Path], typer.Option(help="Trusted root certificates (PEM); repeatable.")],
     trust: TrustOpt,
@@ -95,28 +126,27 @@ def verify_certificate_cmd(
                                            "revision.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a certificate offline, step by step (exit 0 valid, 1 invalid)."""
-    from ..certificates.issue import check_against_ledger, rerender_matches
+    """Verify a certificate offline, step by step (exit 0 valid, 1 invalid).
+
+    Prints what :func:`lumina_audit.certificates.verify.verify_certificate` checked (steps 1-4,
+    5 with --ledger, 6 with --rerender); a failed step ends the command with its message.
+    """
     from ..certificates.verify import verify_certificate
 
-    data = pdf.read_bytes()
-    ledger_trust = trust_store(trust)
-    report = verify_certificate(data, trust_roots_pem=[p.read_bytes() for p in roots], ledger_trust=ledger_trust)
-    if ledger is not None:
-        check_against_ledger(data, ledger, ledger_trust)
-    if rerender:
-        rerender_matches(data)
+    report = verify_certificate(pdf.read_bytes(), trust_roots_pem=[p.read_bytes() for p in roots],
+                                ledger_trust=trust_store(trust), ledger=ledger, rerender=rerender)
     stamp = report.timestamp.isoformat() if report.timestamp is not None else None
     doc = {"valid": True, "signer": report.signer_subject, "signer_fingerprint": report.signer_fingerprint,
-           "timestamp": stamp, "timestamp_trusted": report.timestamp_trusted,
+           "timestamp": stamp, "timestamp_trusted": report.timestamp_trusted, "pdf_sha256": report.pdf_sha256,
            "report_sha256": report.report_sha256, "ledger_origin": report.ledger_origin,
-           "ledger_record": report.ledger_record, "checked_against_ledger": ledger is not None, "rerendered": rerender}
+           "ledger_record": report.ledger_record, "checked_against_ledger": report.checked_against_ledger is not None,
+           "certificate_record": report.certificate_record, "rerendered": report.rerendered}
     if as_json:
         echo(json.dumps(doc, indent=1))
     else:
         echo(f"valid: {pdf}")
-        echo(f"  1-2 signed by {report.signer_subject} (whole file, trusted root; certificate SHA-256 "
-             f"{report.signer_fingerprint[:16]}...)")
+        echo(f"  1-2 signed by {report.signer_subject} (whole file, /Contents as the signer wrote it, "
+             f"trusted root; certificate SHA-256 {report.signer_fingerprint[:16]}...)")
         if stamp is not None:
             trusted = "a trusted" if report.timestamp_trusted else "an UNTRUSTED (not chained to --roots)"
             echo(f"      RFC 3161 timestamp {stamp} from {trusted} timestamp authority")
@@ -125,7 +155,9 @@ def verify_certificate_cmd(
         echo(f"  3   attached report {report.report_sha256[:16]}... is an output of ledger record "
              f"{report.ledger_record}")
         echo(f"  4   that record is in ledger {report.ledger_origin} (size {report.tree_size}, signed checkpoint)")
-        if ledger is not None:
-            echo(f"  5   the checkpoint is consistent with {ledger}")
-        if rerender:
+        if report.checked_against_ledger is not None:
+            echo(f"  5   the checkpoint is consistent with {report.checked_against_ledger}, and its certificate "
+                 f"record {report.certificate_record} names this file (SHA-256 {report.pdf_sha256[:16]}...): "
+                 "the file is the one issued")
+        if report.rerendered:
             echo("  6   a fresh rendering of the report equals the signed revision")

@@ -59,7 +59,7 @@ def read_record(piece: Path, piece_sha256: str | None = None) -> dict[str, Any]:
         data = path.read_bytes()
     except FileNotFoundError:
         raise CustomizationError(f"{piece}: no customization record beside it ({path.name})",
-                                 hint="pieces come from `lumina-audit customize`, which writes one") from None
+                                 hint="pieces come from `lumina-audit model customize`, which writes one") from None
     except OSError as exc:
         raise CustomizationError(f"{path}: cannot read ({exc.strerror})") from None
     try:

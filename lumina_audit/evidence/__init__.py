@@ -1,7 +1,7 @@
 """Area ``evidence``: signed manifests, keys and trust, and the hash-chained, Merkle-logged ledger.
 
 :mod:`.manifest` (strict YAML, models, loading, DSSE signing), :mod:`.dsse` (envelopes),
-:mod:`.keys` and :mod:`.trust` (Ed25519 keys, the trust file), :mod:`.ledger` (format,
+:mod:`.keys` and :mod:`.trust` (Ed25519 keys, the trust file and its signing policy), :mod:`.ledger` (format,
 append and repair, verification, proofs), :mod:`.merkle` (RFC 9162 trees) and
 :mod:`.note` (C2SP signed notes and checkpoints).
 
@@ -19,15 +19,18 @@ if TYPE_CHECKING:
     from .keys import generate, key_id, load_private_key
     from .ledger import Ledger, LedgerError, prove, repair, verify, verify_proof
     from .manifest import LoadedManifest, ManifestError, load_manifest, resolve_inputs, sign_manifest, verify_manifest
-    from .trust import TrustStore, format_entry, load_trust, parse_trust
+    from .trust import PolicyError, SigningPolicy, TrustStore, format_entry, format_policy, load_trust, parse_trust
 
 __all__ = [
     "Ledger",
     "LedgerError",
     "LoadedManifest",
     "ManifestError",
+    "PolicyError",
+    "SigningPolicy",
     "TrustStore",
     "format_entry",
+    "format_policy",
     "generate",
     "key_id",
     "load_manifest",
@@ -60,6 +63,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "load_trust": ".trust",
     "parse_trust": ".trust",
     "format_entry": ".trust",
+    "format_policy": ".trust",
+    "PolicyError": ".trust",
+    "SigningPolicy": ".trust",
     "generate": ".keys",
     "key_id": ".keys",
     "load_private_key": ".keys",

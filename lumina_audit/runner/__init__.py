@@ -1,4 +1,4 @@
-"""Area ``runner``: ``lumina-audit run``, a signed manifest in, outputs and one ledger record out.
+"""Area ``runner``: ``lumina-audit manifest run``, a signed manifest in, outputs and one ledger record out.
 
 :mod:`.run` (the numbered steps every run takes), one module per kind (:mod:`.extract`,
 :mod:`.calibrate`, :mod:`.attribute`: what it reads before the model loads and what it

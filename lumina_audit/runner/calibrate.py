@@ -68,7 +68,7 @@ def read(loaded: LoadedManifest) -> _Read:
 
 
 def _pieces(loaded: LoadedManifest, index: Any) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
-    """The influence proposition's positives and negatives: pieces of ``lumina-audit customize``, each checked
+    """The influence proposition's positives and negatives: pieces of ``lumina-audit model customize``, each checked
     against its record: sampled by the manifest's own model, positives fine-tuned on a catalog song (the very
     same PCM), negatives by the unmodified model, all with the same sampling settings."""
     from dataclasses import replace
@@ -121,12 +121,13 @@ def _check_trials(settings: LRCalibrationSettings, positives: list[Any]) -> None
     if len(first) < settings.min_sources:
         raise RunError(f"the positives derive from {len(first)} distinct first source song(s); "
                        f"calibration.min_sources asks for at least {settings.min_sources}",
-                       hint="derive copies of more catalog songs (lumina-audit derive) and list them as positives")
+                       hint="derive copies of more catalog songs (lumina-audit audio derive) and list them as "
+                       "positives")
     h1 = sum(len(p.sources) for p in positives)
     if h1 < settings.min_trials:
         raise RunError(f"the positives give {h1} same-source trial(s); calibration.min_trials asks for at least "
                        f"{settings.min_trials}",
-                       hint="derive more copies (lumina-audit derive) and list them as positives")
+                       hint="derive more copies (lumina-audit audio derive) and list them as positives")
 
 
 def _positives(loaded: LoadedManifest, index: Any) -> tuple[list[Any], list[Any]]:
@@ -152,7 +153,7 @@ def _positives(loaded: LoadedManifest, index: Any) -> tuple[list[Any], list[Any]
                            f"derivation record {record['transform']} of {', '.join(record['source_ids'])}")
         if not sources or transform is None:
             raise RunError(f"positive {p.path}: name its sources and transform in the manifest, or derive it with "
-                           "`lumina-audit derive` (which records them beside it)")
+                           "`lumina-audit audio derive` (which records them beside it)")
         if transform not in TRANSFORMS:
             raise RunError(f"positive {p.path}: unknown transform {transform!r} (one of {', '.join(TRANSFORMS)})")
         if len(sources) != TRANSFORMS[transform][0]:

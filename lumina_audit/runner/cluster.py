@@ -87,7 +87,7 @@ class RayEngine:
         """Join the cluster at ``address``, or start a local one on loopback; start the workers."""
         self._on_worker = on_worker
         # Ray's driver prints the raylet's error messages (a worker that died) on stdout, from a thread;
-        # stdout is the command's result (``run --json``), so they go to stderr while the engine runs.
+        # stdout is the command's result (``manifest run --json``), so they go to stderr while the engine runs.
         self._stdout = contextlib.redirect_stdout(sys.stderr)
         self._stdout.__enter__()
         env = _LOCAL_ENV if self.address is None else {"RAY_USAGE_STATS_ENABLED": "0"}

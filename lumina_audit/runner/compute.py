@@ -7,10 +7,6 @@ every method's signatures in one pass per chunk (:func:`~lumina_audit.signature.
 and returns a :class:`Done`, or a :class:`Bad` when the input itself is refused. Whatever
 the engine, the bits are those of this function on this worker's environment
 (:meth:`Worker.info`), which the coordinator compares across workers.
-
-Tests only: ``LUMINA_AUDIT_TEST_KILL_AT=INDEX:MARKER`` makes the process computing song
-``INDEX`` SIGKILL itself after that song's first chunk, once (the first process to create
-the file ``MARKER``).
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ from __future__ import annotations
 import os
 import platform
 import secrets
-import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,9 +24,7 @@ from ..signature.pins import Pins
 from ..signature.result import Signature
 from ..signature.space import SignatureConfig
 
-__all__ = ["KILL_ENV", "Bad", "Done", "Job", "LocalEngine", "OnResult", "OnWorker", "Worker", "new_worker_id"]
-
-KILL_ENV = "LUMINA_AUDIT_TEST_KILL_AT"
+__all__ = ["Bad", "Done", "Job", "LocalEngine", "OnResult", "OnWorker", "Worker", "new_worker_id"]
 
 
 @dataclass(frozen=True)
@@ -70,26 +63,6 @@ class Bad:
 def new_worker_id() -> str:
     """A fresh worker id: 12 lowercase hex digits."""
     return secrets.token_hex(6)
-
-
-def _kill_hook(index: int) -> Callable[[int, int], None] | None:
-    spec = os.environ.get(KILL_ENV)
-    if not spec:
-        return None
-    at, _, marker = spec.partition(":")
-    if not at.isdigit() or int(at) != index or not marker:
-        return None
-
-    def on_chunk(done: int, _total: int) -> None:
-        if done != 1:
-            return
-        try:
-            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        except FileExistsError:
-            return
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    return on_chunk
 
 
 class Worker:
@@ -139,7 +112,7 @@ class Worker:
         try:
             audio = load_audio(job.path, session.config, job.expected_sha256)
             sigs = signatures_of_audio(audio, session.model, session.config, session.pins, job.song_id,
-                                       session.methods, on_chunk=_kill_hook(job.index))
+                                       session.methods)
         except (AudioError, SignatureError) as exc:
             return Bad(job.index, exc.message, self.id)
         except LuminaError as exc:
@@ -154,7 +127,7 @@ OnResult = Callable[[Done | Bad], None]
 
 
 class LocalEngine:
-    """``engine: local``: one :class:`Worker` in the ``run`` process itself, songs in manifest order."""
+    """``engine: local``: one :class:`Worker` in the ``manifest run`` process itself, songs in manifest order."""
 
     def __init__(self, model_dir: str, digests: dict[str, str], pins: Pins, config: SignatureConfig,
                  methods: Sequence[str]) -> None:

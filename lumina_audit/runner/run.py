@@ -1,8 +1,9 @@
-"""``lumina-audit run``: a signed manifest in, outputs and one ledger record out.
+"""``lumina-audit manifest run``: a signed manifest in, outputs and one ledger record out.
 
 Steps, each of which raises before anything is written:
 
-1. the manifest verifies against the trust file (signed, trusted signers, unchanged);
+1. the manifest verifies against the trust file (signed, trusted signers, unchanged) and its
+   signers meet the trust file's signing policy (two distinct principals when it states none);
 2. the operator's key may sign ledger records (trust file, namespace ``lumina-audit/ledger``);
 3. the process runs under the manifest's numerical pins (the CLI re-executes itself under them);
 4. outputs: none exists yet, and the ledger records none of them;
@@ -13,7 +14,8 @@ Steps, each of which raises before anything is written:
    workers each load it so);
 7. the work runs; outputs are written atomically. An Extract journals each song as it is
    computed, and a run of the same manifest after a crash computes only the songs missing;
-8. one ledger record (kind ``run``) with the manifest, inputs, outputs and environment,
+8. one ledger record (kind ``run``) with the manifest, its signers and the signing policy they
+   met (its SHA-256 and content), inputs, outputs and environment,
    then a signed checkpoint. If the record cannot be written, the outputs of this run are
    removed: the ledger never holds work that did not finish, and no output lacks a record;
 9. an Attribute manifest with ``certificates`` then issues one signed PDF per report, each
@@ -115,7 +117,7 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
     now = datetime.now(UTC)
     try:
         verified = verify_manifest(manifest_path, trust, now)  # step 1
-    except SignatureVerificationError as exc:  # for `run` this is a refusal (exit 2), not a verdict
+    except SignatureVerificationError as exc:  # for `manifest run` a refusal (exit 2), not a verdict
         raise RunError(f"refusing to run {manifest_path}: {exc.message}", hint=exc.hint) from None
     loaded: LoadedManifest = verified.loaded
     operator = trust.authorise(key_id(operator_key.public_key()), LEDGER_NAMESPACE, now)  # step 2
@@ -151,6 +153,7 @@ def run_manifest(manifest_path: Path, trust: TrustStore, operator_key: Ed25519Pr
             "manifest_digest": loaded.digest,
             "manifest": json.loads(loaded.canonical_json),
             "manifest_signers": signers,
+            "signing_policy": verified.policy.to_json(),
             "inputs": plan.inputs,
             "outputs": [file_entry(p, loaded.ledger_dir.parent, kind=k) for p, k in outs],
             "result": plan.result,

@@ -1,6 +1,6 @@
 """Golden vectors: committed clips and their expected signatures, every method, compared bit for bit.
 
-``golden/golden.json`` (format ``lumina-golden``, version 2) names the tiny checkpoint and
+``lumina_audit/_data/golden/golden.json`` (format ``lumina-golden``, version 2) names the tiny checkpoint and
 its digests, the pins, the environment it was computed in, each signature method with the
 digest of its signature space, and per clip the file and PCM hashes, the chunk count and,
 per method, the four vectors. Floats are written by ``json`` as the shortest repr that
@@ -32,8 +32,8 @@ _VECTORS = (("p_raw", "raw_p"), ("m_raw", "raw_m"), ("p", "p"), ("m", "m"))
 
 
 def default_root() -> Path:
-    """``golden/`` of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[2] / "golden"
+    """``_data/golden/`` of this package (package data: the clips, the two tiny checkpoints, the vectors)."""
+    return Path(__file__).resolve().parents[1] / "_data" / "golden"
 
 
 def files(root: Path) -> list[str]:

@@ -98,7 +98,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_cli_battery_and_one_line_refusals(songs: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = songs
-    out = _cli("derive", str(a), "--transform", "battery", "--out-dir", "derived", "--json", cwd=tmp_path)
+    out = _cli("audio", "derive", str(a), "--transform", "battery", "--out-dir", "derived", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     written = json.loads(out.stdout)
     assert sorted(w["transform"] for w in written) == sorted(k for k, v in TRANSFORMS.items() if v[0] == 1)
@@ -109,13 +109,13 @@ def test_cli_battery_and_one_line_refusals(songs: tuple[Path, Path], tmp_path: P
         (["--transform", "battery", "--out-dir", "derived"], "already exists; refusing to overwrite"),
         (["--transform", "gain-3db", "--transform", "gain-6db", "--out", "two.wav"], "--out takes one transform"),
     ):
-        bad = _cli("derive", str(a), *args, cwd=tmp_path)
+        bad = _cli("audio", "derive", str(a), *args, cwd=tmp_path)
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and lines[0].startswith("error: ") and fragment in lines[0], bad.stderr
         assert "Traceback" not in bad.stderr
     assert sorted(p.name for p in (tmp_path / "derived").iterdir()) == listing
     assert not (tmp_path / "w.wav").exists() and not (tmp_path / "two.wav").exists()
-    splice = _cli("derive", str(a), str(b), "--transform", "splice", "--out", "mix", "--song-id", "s1",
+    splice = _cli("audio", "derive", str(a), str(b), "--transform", "splice", "--out", "mix", "--song-id", "s1",
                   "--song-id", "s2", cwd=tmp_path)
     assert splice.returncode == 0, splice.stderr
     assert read_sidecar(tmp_path / "mix.wav")["source_ids"] == ["s1", "s2"]

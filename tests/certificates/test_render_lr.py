@@ -187,7 +187,7 @@ def test_page_count_sizes_and_sections(rendered: dict[str, bytes], made: Made, t
         for ch in ("P", "M"):
             assert f"Tippett plot, channel {ch}" in text and f"ECE plot, channel {ch}" in text
         method = _flat(_text(pdf, tmp_path, 3))
-        assert "lumina-attribution-v2 (spec attribution-v2.md)" in method
+        assert "lumina-attribution-v2 (spec docs/spec/attribution-v2.md)" in method
         assert ("the S-norm scores from the control cohort are calibrated into likelihood ratios by class-balanced "
                 "logistic regression") in method
         assert "lir 1.3.1's LogitCalibrator, Netherlands Forensic Institute" in method
@@ -318,7 +318,7 @@ def test_a_v3_certificate_is_issued_signed_and_verifies(chain: Chain, made: Made
     assert got.ledger_record == made[0]["ledger"]["record"] and got.report["method"] == "lumina-attribution-v2"
     assert got.report_sha256 == hashlib.sha256(made[1]).hexdigest()
     check_against_ledger(pdf, chain.root / "ledger", chain.trust)
-    rerender_matches(pdf)  # what `verify certificate --rerender` checks
+    rerender_matches(pdf)  # what `certificate verify --rerender` checks
     letter = sign_certificate(rendered["Letter"], signer)
     rerender_matches(letter)
     assert page_size_of(letter) == "Letter"

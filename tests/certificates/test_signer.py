@@ -124,7 +124,7 @@ def test_unsupported_key_types_are_refused(tmp_path: Path, pkis: dict[str, dict[
         load_signer(key=key, cert=pkis["ec"]["cert"])
 
 
-def test_p384_is_accepted(tmp_path: Path) -> None:
+def test_p384_is_accepted_and_signs(rendered: dict[str, bytes], tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP384R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p384 self-signed")])
     now = datetime.now(UTC)
@@ -132,8 +132,15 @@ def test_p384_is_accepted(tmp_path: Path) -> None:
             .serial_number(1).not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
             .sign(key, hashes.SHA384()))
     (tmp_path / "c.der").write_bytes(cert.public_bytes(DER))
+    (tmp_path / "root.pem").write_bytes(cert.public_bytes(PEM))  # self-signed: its own trust root
     signer = load_signer(key=_key_file(tmp_path, "k.pem", key), cert=tmp_path / "c.der")
     assert signer.key_type == "ECDSA P-384"
+    pdf = sign_certificate(rendered["A4"], signer)
+    status = _pyhanko_status(pdf, tmp_path / "root.pem")
+    assert status.intact and status.valid and status.trusted
+    assert "ecdsa" in status.pkcs7_signature_mechanism and status.signing_cert.dump() == cert.public_bytes(DER)
+    report = _verify(pdf, tmp_path / "root.pem")
+    assert report.ledger_record == 1 and report.signer_fingerprint == signer.fingerprint
 
 
 # ------------------------------------------------------------------ files, passphrases, mismatches
@@ -331,7 +338,7 @@ def test_signed_letter_certificate_re_renders(rendered: dict[str, bytes], pkis: 
 
 def test_cli_throwaway_p12_issue_letter_and_rerender(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`pki throwaway --kind --pkcs12-passphrase-env`, `certificate issue --pkcs12 --page-size letter`,
-    then `verify certificate --rerender`: all in process (typer's CliRunner)."""
+    then `certificate verify --rerender`: all in process (typer's CliRunner)."""
     from typer.testing import CliRunner
 
     from lumina_audit.cli import app
@@ -363,7 +370,7 @@ def test_cli_throwaway_p12_issue_letter_and_rerender(tmp_path: Path, monkeypatch
     record = Ledger.open(root / "ledger").records()[-1]
     assert record.kind == "certificate" and record.body["page_size"] == "Letter" and record.seq == 2
     assert page_size_of((root / "q.pdf").read_bytes()) == "Letter"
-    verified = runner.invoke(app, ["verify", "certificate", str(root / "q.pdf"), "--roots",
+    verified = runner.invoke(app, ["certificate", "verify", str(root / "q.pdf"), "--roots",
                                    str(root / "pki" / "root.pem"), "--trust", str(root / "trust"), "--ledger",
                                    str(root / "ledger"), "--rerender", "--json"])
     assert verified.exit_code == 0, verified.output

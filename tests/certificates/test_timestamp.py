@@ -148,6 +148,9 @@ def test_b_t_certificate_still_verifies_and_re_renders(stamped: tuple[Issued, by
     record = Ledger.open(setup.root / "ledger").records()[issued.seq]
     assert record.kind == "certificate" and record.body["signed_pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
     rerender_matches(pdf)  # the timestamp lives in the signature, after the re-rendered revision
+    full = verify_certificate(pdf, trust_roots_pem=[setup.signer_root], ledger_trust=_trust(),
+                              ledger=setup.root / "ledger", rerender=True)
+    assert full.certificate_record == issued.seq and full.rerendered and full.timestamp == report.timestamp
 
 
 def test_a_timestamp_token_that_does_not_verify_is_rejected(stamped: tuple[Issued, bytes], setup: Setup) -> None:

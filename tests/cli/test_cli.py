@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,8 @@ def test_signature_json_reads_back_the_golden_bits(method: str | None) -> None:
     expected = gf.expected_for(method or "lumina-gradproj-v1")  # gradproj by default
     clips = [expected[1], expected[4]]
     chosen = ["--method", method] if method else []
-    out = cli("signature", "--model", str(TINY), "--digests", str(DIGESTS), *(str(p) for p, _ in clips), "--json",
-              *chosen)
+    out = cli("signature", "compute", "--model", str(TINY), "--digests", str(DIGESTS), *(str(p) for p, _ in clips),
+              "--json", *chosen)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["method"] == (method or "lumina-gradproj-v1")
@@ -59,8 +60,8 @@ def test_signature_memory_pins_keep_the_bits_and_chunk_batch_names_its_space() -
 
     gf = golden.read(GOLDEN)
     path, exp = gf.expected_for("lumina-gradproj-v1")[1]  # one chunk: a batch of one, the unbatched bits
-    out = cli("signature", "--model", str(TINY), "--digests", str(DIGESTS), str(path), "--json", "--sums", "host",
-              "--gradients=streamed", "--chunk-batch", "2")
+    out = cli("signature", "compute", "--model", str(TINY), "--digests", str(DIGESTS), str(path), "--json", "--sums",
+              "host", "--gradients=streamed", "--chunk-batch", "2")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["signature_space_sha256"] == SignatureConfig(chunk_batch=2).space(gf.digests, GRADPROJ).digest
@@ -68,7 +69,7 @@ def test_signature_memory_pins_keep_the_bits_and_chunk_batch_names_its_space() -
     result = doc["results"][0]
     assert result["chunks"] == exp.chunks == 1
     assert np.asarray(result["p"], np.float64).astype(np.float32).tobytes() == exp.p.tobytes()
-    bad = cli("signature", "--model", str(TINY), "--digests", str(DIGESTS), str(path), "--sums", "gpu")
+    bad = cli("signature", "compute", "--model", str(TINY), "--digests", str(DIGESTS), str(path), "--sums", "gpu")
     assert bad.returncode == 2 and bad.stderr.startswith("error: sums must be 'device' or 'host'")
 
 
@@ -109,7 +110,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
 
     def run(item: tuple[str, tuple[list[str], str]]) -> tuple[str, str, Any]:
         name, (args, fragment) = item
-        return name, fragment, cli("signature", *args)
+        return name, fragment, cli("signature", "compute", *args)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for name, fragment, out in pool.map(run, cases.items()):
@@ -121,7 +122,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_every_command_help_has_an_example() -> None:
-    for command in (["signature"], ["golden", "check"], ["model", "digests"]):
+    for command in (["signature", "compute"], ["golden", "check"], ["model", "digests"]):
         out = cli(*command, "--help")
         assert out.returncode == 0 and "Example: lumina-audit" in out.stdout, command
 
@@ -133,7 +134,7 @@ def test_model_digests_prints_sha256sum_lines() -> None:
 
 
 def test_unknown_option_is_a_usage_error() -> None:
-    out = cli("signature", "--model", str(TINY), "--bogus")
+    out = cli("signature", "compute", "--model", str(TINY), "--bogus")
     assert out.returncode == 2 and "No such option" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -194,24 +195,67 @@ def test_version_names_the_package_and_the_versions_that_decide_bits() -> None:
     assert out.stderr == ""
 
 
-def test_every_command_a_message_or_document_names_exists() -> None:
-    """Hints, docstrings and docs name ``lumina-audit GROUP COMMAND``: each must be a real command."""
-    import re
+#: Spellings of before (lumina_audit/cli/_grammar.py): a message or document that names one fails the test below.
+DEPRECATED_SPELLING = re.compile(
+    r"lumina-audit (?:run|derive|customize)\b(?!-)"  # manifest run, audio derive, model customize
+    r"|lumina-audit signature (?!compute\b|\[OPTIONS\])\S"  # signature compute
+    r"|(?:lumina-audit |`)verify (?:ledger|proof|certificate)\b"  # ledger verify, proof verify, certificate verify
+    r"|lumina-audit ledger (?:show|checkpoint|repair|verify) [^-\s/|`\[]")  # the ledger as --ledger DIR
 
+#: Where the old spellings may stay: the alias definitions, and the v1 certificate template, which must not change
+#: (already-issued certificates re-render byte for byte; its "How to verify" names the command of its time).
+MAY_NAME_OLD_SPELLINGS = {Path("lumina_audit/cli/_grammar.py"),
+                          Path("lumina_audit/_data/templates/certificate.html.j2")}
+
+
+def _named_in_messages_and_documents() -> dict[Path, str]:
+    sources = [*Path("lumina_audit").rglob("*.py"), *Path("lumina_audit/_data/templates").glob("*.j2"),
+               Path("lumina_audit/_data/templates/README.md"), *Path("scripts").glob("*.py"),
+               *Path("scripts").glob("*.sh"), *Path("benchmarks").rglob("*.py"), *Path("benchmarks").rglob("*.md"),
+               Path("README.md"), Path("SECURITY.md"), *Path("docs").rglob("*.md"), *Path("manifests").rglob("*.yaml")]
+    return {src: src.read_text("utf-8") for src in sources}
+
+
+def test_every_command_a_message_or_document_names_exists() -> None:
+    """Hints, docstrings, docs, manifests and templates name ``lumina-audit GROUP COMMAND``: each must be a real
+    command, spelled as it is now (noun then verb, the ledger as --ledger DIR), never as it was."""
     import typer.main
 
     from lumina_audit.cli.main import app
 
-    commands: dict[str, object] = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    sources = [*Path("lumina_audit").rglob("*.py"), *Path("scripts").glob("*.py"), Path("README.md"),
-               *Path("docs").glob("*.md")]
+    commands: dict[str, Any] = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    groups = {name: {n for n, sub in c.commands.items() if not sub.hidden} for name, c in commands.items()
+              if getattr(c, "commands", None) is not None and not c.hidden}
     named: set[tuple[str, str]] = set()
-    for src in sources:
-        for m in re.finditer(r"lumina-audit ([a-z][a-z-]*) ([a-z][a-z-]*)", src.read_text("utf-8")):
+    old: list[str] = []
+    for src, text in _named_in_messages_and_documents().items():
+        for m in re.finditer(r"lumina-audit ([a-z][a-z-]*) ([a-z][a-z-]*)", text):
             named.add((m.group(1), m.group(2)))
-    groups = {name: sub for name, c in commands.items() if (sub := getattr(c, "commands", None)) is not None}
+        if src not in MAY_NAME_OLD_SPELLINGS:
+            old += [f"{src}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
+                    for m in DEPRECATED_SPELLING.finditer(text)]
     checked = [pair for pair in sorted(named) if pair[0] in groups]  # prose ("lumina-audit computes") is no group
     unknown = [" ".join(pair) for pair in checked if pair[1] not in groups[pair[0]]]
     assert len(checked) > 10 and not unknown, unknown
-    # the hint this test was written for ("run `lumina-audit ledger verify`") would fail it
-    assert "verify" not in groups["ledger"] and "ledger" in groups["verify"]
+    assert not old, "deprecated spellings (lumina_audit/cli/_grammar.py has the new ones):\n" + "\n".join(old)
+    # the hint this test was first written for ("run `lumina-audit ledger verify`") is now the spelling
+    assert "verify" in groups["ledger"] and "verify" not in groups
+
+
+@pytest.mark.parametrize("text", ["lumina-audit run m.yaml", "see `lumina-audit derive`", "lumina-audit customize",
+                                  "lumina-audit signature --model M", "lumina-audit signature a.wav",
+                                  "``verify ledger``", "lumina-audit verify certificate X.pdf", "`verify proof FILE`",
+                                  "lumina-audit ledger show work/ledger", "lumina-audit ledger repair ledger"])
+def test_the_message_check_catches_each_deprecated_spelling(text: str) -> None:
+    assert DEPRECATED_SPELLING.search(text), text
+
+
+@pytest.mark.parametrize("text", ["lumina-audit manifest run m.yaml", "lumina-audit audio derive",
+                                  "lumina-audit model customize", "lumina-audit signature compute --model M",
+                                  "`ledger verify`", "lumina-audit certificate verify X.pdf", "lumina-audit runs",
+                                  "lumina-audit ledger show --ledger work/ledger", "`lumina-audit ledger checkpoint`",
+                                  "lumina-audit ledger show / checkpoint", "lumina-audit signature-v1",
+                                  "lumina-audit signature [OPTIONS] COMMAND", "lumina-audit ledger show [OPTIONS]",
+                                  "we verify ledger records"])
+def test_the_message_check_passes_the_current_spellings(text: str) -> None:
+    assert not DEPRECATED_SPELLING.search(text), text

@@ -29,7 +29,6 @@ from lumina_audit.evidence.keys import generate, key_id, write_private_key
 from lumina_audit.evidence.ledger import (
     NAMESPACE,
     PAYLOAD_TYPE,
-    TORN_WRITE_ENV,
     Ledger,
     LedgerError,
     LedgerReport,
@@ -425,7 +424,7 @@ def test_crash_mid_record_then_repair(tmp_path: Path, alice_key_file: Path) -> N
     ledger = make(path, 3)
     before = ledger.records()
     size = (path / "records").stat().st_size
-    proc = worker(path, alice_key_file, "torn", env={**os.environ, TORN_WRITE_ENV: "1"})
+    proc = worker(path, alice_key_file, "torn", "--torn")  # half a record written, then killed
     try:
         deadline = time.monotonic() + 30
         while (path / "records").stat().st_size == size and time.monotonic() < deadline:
@@ -452,6 +451,22 @@ def test_crash_mid_record_then_repair(tmp_path: Path, alice_key_file: Path) -> N
     ledger.append("run", {"after": "repair"}, ALICE, "alice", now=at(10))
     assert_valid(verify(path, TRUST))
     assert not repair(path).changed
+
+
+def test_the_product_holds_no_test_hooks() -> None:
+    """No file of the package names a test variable: crashes and kills are test doubles under tests/.
+
+    The torn write above is ``tests/evidence/ledger_worker.py --torn``; the killed workers of the
+    runner tests are ``tests/runner/kill_worker.py``. Neither the ledger writer nor a worker reads
+    the environment.
+    """
+    package = ROOT / "lumina_audit"
+    files = [f for f in package.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    assert len(files) > 50
+    assert [str(f.relative_to(ROOT)) for f in files if b"LUMINA_AUDIT_TEST" in f.read_bytes()] == []
+    for module in ("evidence/ledger/writer.py", "evidence/ledger/format.py", "runner/compute.py"):
+        text = (package / module).read_text(encoding="utf-8")
+        assert "os.environ" not in text and "getenv" not in text, module
 
 
 def test_crash_between_record_and_checkpoint(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from lumina_audit.evidence.manifest import (
     sign_manifest,
     verify_manifest,
 )
-from lumina_audit.evidence.trust import TrustStore, format_entry, parse_trust
+from lumina_audit.evidence.trust import TrustStore, format_entry, format_policy, parse_trust
 from lumina_audit.signature.pins import Pins
 from lumina_audit.signature.space import SignatureConfig
 
@@ -425,8 +425,8 @@ NOW = datetime.now(UTC)
 
 
 def trust_of(*entries: tuple[str, Ed25519PrivateKey, list[str]], after: datetime | None = None,
-             before: datetime | None = None) -> TrustStore:
-    lines = [format_entry(p, ns, k.public_key(), after, before) for p, k, ns in entries]
+             before: datetime | None = None, policy: str = "") -> TrustStore:
+    lines = [format_entry(p, ns, k.public_key(), after, before) for p, k, ns in entries] + ([policy] if policy else [])
     return parse_trust("\n".join(lines) + "\n", "trust")
 
 
@@ -452,12 +452,15 @@ def fails(path: Path, trust: TrustStore, pattern: str, at: datetime | None = Non
     assert info.value.exit_code == 1
 
 
-def test_sign_then_verify(tmp_path: Path, operator: Ed25519PrivateKey, trust: TrustStore) -> None:
+def test_sign_then_verify(tmp_path: Path, operator: Ed25519PrivateKey, reviewer: Ed25519PrivateKey,
+                          trust: TrustStore) -> None:
     path = write(tmp_path, FULL)
     sig = sign_manifest(path, operator)
     assert sig == sig_path(path) == tmp_path / "manifest.yaml.sig"
+    fails(path, trust, r"^step 6: signing policy not met: .*missing: 1 more distinct signer")  # the default: two
+    assert sign_manifest(path, reviewer) == sig
     verified = verify_manifest(path, trust)
-    assert [s.principal for s in verified.signers] == ["operator"]
+    assert [s.principal for s in verified.signers] == ["operator", "reviewer"]
     assert verified.envelope.payload == verified.loaded.canonical_json
     assert verified.envelope.payload_type == PAYLOAD_TYPE
     assert not list(tmp_path.glob(".*.tmp"))
@@ -508,7 +511,8 @@ def test_expired_and_not_yet_valid_key(tmp_path: Path, operator: Ed25519PrivateK
     expired = trust_of(("operator", operator, [NAMESPACE]), after=NOW - timedelta(days=30),
                        before=NOW - timedelta(days=1))
     fails(path, expired, r"^step 5\.3: .*\(operator\) is not valid at")
-    future = trust_of(("operator", operator, [NAMESPACE]), after=NOW + timedelta(days=1))
+    future = trust_of(("operator", operator, [NAMESPACE]), after=NOW + timedelta(days=1),
+                      policy=format_policy("default", 1))  # one signer suffices when the policy says so
     fails(path, future, r"^step 5\.3: .*is not valid at")
     assert verify_manifest(path, future, at=NOW + timedelta(days=2)).signers[0].principal == "operator"
 

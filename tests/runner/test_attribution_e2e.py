@@ -16,11 +16,10 @@ from lumina_audit.attribution.reports import read_calibration, read_report
 from lumina_audit.errors import LuminaError
 from lumina_audit.evidence import keys
 from lumina_audit.evidence.ledger import verify
-from lumina_audit.evidence.manifest import sign_manifest
-from lumina_audit.evidence.trust import format_entry, load_trust
 from lumina_audit.runner.run import run_manifest
 
 from ..conftest import TINY, tiny_digests
+from .test_methods_e2e import sign_twice, write_trust
 
 CATALOG, CONTROLS = 12, 10
 
@@ -48,7 +47,7 @@ class Chain:
 def _sign_run(chain: Chain, name: str, text: str) -> Any:
     path = chain.root / f"{name}.yaml"
     path.write_text(text)
-    sign_manifest(path, chain.key)
+    sign_twice(path, chain.key)
     return run_manifest(path, chain.trust, chain.key)
 
 
@@ -65,9 +64,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     soundfile.write(root / "queries" / "copy-of-song03.flac", data, rate, subtype="PCM_16", format="FLAC")
     write_wav(root / "queries" / "unrelated.wav", render(SongSpec(seed=9999, seconds=6.0)), 32000, 16)
     key = keys.generate()
-    (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                             key.public_key()) + "\n")
-    c = Chain(root, key, load_trust(root / "trust"))
+    c = Chain(root, key, write_trust(root, key))
     _sign_run(c, "extract", _head("cat", "Extract") + "inputs:\n  - path: catalog\noutputs: {store: out/catalog.h5}\n")
     _sign_run(c, "calibrate", _head("cal", "Calibrate") + "catalog: {path: out/catalog.h5}\n"
               "controls:\n  - path: controls\noutputs: {calibration: out/calibration.json}\n")
@@ -210,7 +207,7 @@ def test_certificate_issued_recorded_and_verified(chain: Chain, tmp_path: Path) 
     with pytest.raises(CertificateError, match="step 2"):
         verify_certificate(pdf, trust_roots_pem=[other["root"].read_bytes()], ledger_trust=chain.trust)
     env = {k: v for k, v in os.environ.items() if k != MARKER}
-    cmd = [sys.executable, "-m", "lumina_audit", "verify", "certificate", str(out), "--roots", str(pki["root"]),
+    cmd = [sys.executable, "-m", "lumina_audit", "certificate", "verify", str(out), "--roots", str(pki["root"]),
            "--trust", str(chain.root / "trust"), "--ledger", str(chain.root / "ledger"), "--rerender", "--json"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr

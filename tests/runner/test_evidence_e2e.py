@@ -17,9 +17,9 @@ import pytest
 from lumina_audit.attribution.store import read_store
 from lumina_audit.errors import LuminaError
 from lumina_audit.evidence import keys
-from lumina_audit.evidence.ledger import decode_frames, encode_frame, verify
+from lumina_audit.evidence.ledger import Ledger, decode_frames, encode_frame, verify
 from lumina_audit.evidence.manifest import sign_manifest
-from lumina_audit.evidence.trust import format_entry, load_trust
+from lumina_audit.evidence.trust import DEFAULT_POLICY, format_entry, format_policy, load_trust
 from lumina_audit.runner.run import run_manifest
 from lumina_audit.signature.pins import MARKER
 
@@ -89,7 +89,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     out = cli("manifest", "verify", "m0.yaml", "--trust", "trust", "--json", cwd=root)
     assert out.returncode == 0 and {s["principal"] for s in json.loads(out.stdout)["signers"]} == {"alice@lab",
                                                                                                     "bob@lab"}
-    out = cli("run", "m0.yaml", "--trust", "trust", "--key", "alice.key", "--json", cwd=root)
+    out = cli("manifest", "run", "m0.yaml", "--trust", "trust", "--key", "alice.key", "--json", cwd=root)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["record"] == 0
     saved = (root / "ledger" / "checkpoints").read_bytes()
@@ -98,6 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     for i, clip in ((1, "a_stereo44k_pcm16.wav"), (2, "b_mono48k_pcm24.wav")):
         (root / f"m{i}.yaml").write_text(manifest_yaml(f"run{i}", f"run{i}.h5", [clip]))
         sign_manifest(root / f"m{i}.yaml", alice)
+        sign_manifest(root / f"m{i}.yaml", bob)  # the default policy: two distinct signers
         assert run_manifest(root / f"m{i}.yaml", trust, alice).seq == i
     return World(root, root / "trust", alice_path, bob_path, saved_checkpoint)
 
@@ -107,7 +108,7 @@ def test_run_made_a_valid_ledger_and_store(world: World) -> None:
     assert report.status == "valid" and report.records == 3, report.findings
     store = read_store(world.root / "out" / "first.h5")
     assert store.song_ids == ("d_mono32k_float", "a_copy")
-    out = cli("verify", "ledger", "ledger", "--trust", "trust", "--json", cwd=world.root)
+    out = cli("ledger", "verify", "--ledger", "ledger", "--trust", "trust", "--json", cwd=world.root)
     assert out.returncode == 0 and json.loads(out.stdout)["status"] == "valid"
     rec = json.loads(decode_frames((world.root / "ledger" / "records").read_bytes()).payloads[0])
     body = rec["body"]
@@ -115,18 +116,23 @@ def test_run_made_a_valid_ledger_and_store(world: World) -> None:
     assert {"python", "torch", "audiocraft", "numpy", "h5py"} <= set(body["environment"]["versions"])
     assert body["environment"]["pins"]["threads"] == 1 and body["manifest"]["metadata"]["name"] == "first"
     assert {s["principal"] for s in body["manifest_signers"]} == {"alice@lab", "bob@lab"}
+    # The record names the policy the signers met: the default (no @policy line), by digest and content.
+    assert body["signing_policy"] == {
+        "sha256": DEFAULT_POLICY.sha256, "stated": False, "kind": "Extract", "rule": "default",
+        "policy": {"format": "lumina-signing-policy", "version": 1, "rules": {"default": {"threshold": 2}}},
+        "counted": [{"principal": "alice@lab", "role": None}, {"principal": "bob@lab", "role": None}]}
 
 
 def test_inclusion_proof_verifies_offline(world: World) -> None:
     out = cli("ledger", "prove", "1", "--ledger", "ledger", cwd=world.root)
     assert out.returncode == 0, out.stderr
     (world.root / "proof1.json").write_text(out.stdout)
-    ok = cli("verify", "proof", "proof1.json", "--trust", "trust", "--json", cwd=world.root)
+    ok = cli("proof", "verify", "proof1.json", "--trust", "trust", "--json", cwd=world.root)
     assert ok.returncode == 0 and json.loads(ok.stdout)["record"] == 1
     doc = json.loads(out.stdout)
     doc["leaf_index"] = 2
     (world.root / "proof-bad.json").write_text(json.dumps(doc))
-    bad = cli("verify", "proof", "proof-bad.json", "--trust", "trust", cwd=world.root)
+    bad = cli("proof", "verify", "proof-bad.json", "--trust", "trust", cwd=world.root)
     assert bad.returncode == 1 and bad.stderr.startswith("error: ")
 
 
@@ -186,14 +192,32 @@ def test_truncation_is_caught_with_an_external_checkpoint(world: World, tmp_path
 
 
 def test_flipped_bytes_are_caught(world: World, tmp_path: Path) -> None:
+    """A flipped bit anywhere in frame k (length, hash, payload or newline) ends the readable records at k: that
+    frame and the rest are one corrupt tail at k's offset, and the checkpoints of sizes k+1..3 cover records that
+    are no longer there. Nothing else is reported (the records before k are untouched)."""
     ledger = _copy(world, tmp_path)
     data = (ledger / "records").read_bytes()
     trust = load_trust(world.trust)
+    starts = [0]
+    for payload in _frames(ledger):
+        starts.append(starts[-1] + len(encode_frame(payload)))
+    assert starts[-1] == len(data) and len(starts) == 4
+    seen = set()
     for offset in range(0, len(data), max(1, len(data) // 150)):
         flipped = bytearray(data)
         flipped[offset] ^= 0x04
         (ledger / "records").write_bytes(bytes(flipped))
-        assert verify(ledger, trust, check_outputs=False).status != "valid", offset
+        k = max(i for i in range(3) if starts[i] <= offset)  # the record whose frame holds the flipped byte
+        seen.add(k)
+        report = verify(ledger, trust, check_outputs=False)
+        assert (report.status, report.records, report.checkpoints) == ("invalid", k, 3), (offset, report.findings)
+        expected = [(None, "7 checkpoints", f"checkpoint {j}: covers {j + 1} records, the ledger has {k}")
+                    for j in range(k, 3)]
+        expected.append((k, "2 frames",
+                         f"corrupt record frame: {len(data) - starts[k]} bytes at offset {starts[k]} cannot be read"))
+        assert [(f.seq, f.step, f.message) for f in report.findings] == expected, offset
+        assert all(f.severity == "invalid" for f in report.findings), offset
+    assert seen == {0, 1, 2}
     (ledger / "records").write_bytes(data)
 
 
@@ -210,13 +234,17 @@ def test_changed_output_file_is_caught(world: World, tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------- refusals of `run`
 
+def _both(world: World) -> tuple[Any, Any]:
+    return keys.load_private_key(world.alice), keys.load_private_key(world.bob)
+
+
 def _refused(world: World, tmp_path: Path, manifest: str, sign_with: Any | None, trust_text: str | None = None,
              operator: Any | None = None, match: str = "") -> None:
     root = tmp_path
     shutil.copytree(world.root / "ledger", root / "ledger")
     (root / "m.yaml").write_text(manifest)
-    if sign_with is not None:
-        sign_manifest(root / "m.yaml", sign_with)
+    for signer in sign_with if isinstance(sign_with, tuple) else () if sign_with is None else (sign_with,):
+        sign_manifest(root / "m.yaml", signer)
     (root / "trust").write_text(trust_text if trust_text is not None else world.trust.read_text())
     before = (root / "ledger" / "records").read_bytes()
     op = operator or keys.load_private_key(world.alice)
@@ -272,7 +300,7 @@ def test_run_refuses_a_value_changed_after_signing(world: World, tmp_path: Path)
 def test_run_refuses_a_model_whose_digest_differs(world: World, tmp_path: Path) -> None:
     wrong = dict(tiny_digests(), **{"state_dict.bin": "ab" * 32})
     _refused(world, tmp_path, manifest_yaml("x", "x.h5", ["d_mono32k_float.wav"], wrong),
-             keys.load_private_key(world.alice), match="differs from the expected")
+             _both(world), match="differs from the expected")
 
 
 def test_run_refuses_to_overwrite_a_recorded_output(world: World) -> None:
@@ -284,18 +312,79 @@ def test_run_refuses_to_overwrite_a_recorded_output(world: World) -> None:
 
 def test_run_refuses_an_operator_key_not_trusted_for_the_ledger(world: World, tmp_path: Path) -> None:
     _refused(world, tmp_path, manifest_yaml("x", "x.h5", ["d_mono32k_float.wav"]),
-             keys.load_private_key(world.alice), operator=keys.load_private_key(world.bob),
+             _both(world), operator=keys.load_private_key(world.bob),
              match="not trusted for lumina-audit/ledger")
+
+
+# ----------------------------------------------------------------- the signing policy
+
+def test_run_refuses_a_manifest_signed_by_one_principal(world: World, tmp_path: Path) -> None:
+    """The trust file states no policy: two distinct principals, and two keys of alice are one."""
+    text = manifest_yaml("x", "x.h5", ["d_mono32k_float.wav"])
+    alice = keys.load_private_key(world.alice)
+    _refused(world, tmp_path / "one", text, alice,
+             match=r"^refusing to run .*step 6: signing policy not met: Extract manifests need 2 distinct signers "
+                   r"\(the default: .* states no @policy\); counted 1: alice@lab; missing: 1 more distinct signer$")
+    second = keys.generate()
+    trust = world.trust.read_text() + format_entry("alice@lab", [MANIFEST_NS], second.public_key()) + "\n"
+    _refused(world, tmp_path / "same", text, (alice, second), trust,
+             match=r"counted 1: alice@lab \(alice@lab signed with several keys, counted once\); missing: 1 more")
+
+
+def test_a_role_policy_is_enforced_by_run_and_verify_and_named_by_the_record(world: World, tmp_path: Path) -> None:
+    """Extract: 2 of {operator, reviewer}, at least 1 reviewer. Two operators fall short; operator and
+    reviewer run, and the record names the stated policy."""
+    alice, bob, carol = keys.load_private_key(world.alice), keys.load_private_key(world.bob), keys.generate()
+    trust = "\n".join([
+        format_entry("alice@lab", [MANIFEST_NS, LEDGER_NS], alice.public_key(), role="operator"),
+        format_entry("carol@lab", [MANIFEST_NS], carol.public_key(), role="operator"),
+        format_entry("bob@lab", [MANIFEST_NS], bob.public_key(), role="reviewer"),
+        format_policy("Extract", 2, ("operator", "reviewer"), {"reviewer": 1}),
+    ]) + "\n"
+    text = manifest_yaml("x", "x.h5", ["d_mono32k_float.wav"])
+    _refused(world, tmp_path / "two-operators", text, (alice, carol), trust,
+             match=r"step 6: .*Extract manifests need 2 distinct signers with role operator or reviewer, at least "
+                   r"1 reviewer \(@policy Extract in .*\); counted 2: alice@lab \(operator\), carol@lab "
+                   r"\(operator\); missing: 1 reviewer$")
+    root = tmp_path / "cli"
+    root.mkdir()
+    (root / "trust").write_text(trust)
+    (root / "m.yaml").write_text(text)
+    sign_manifest(root / "m.yaml", alice)
+    for args, code in ((("manifest", "verify", "m.yaml", "--trust", "trust"), 1),
+                       (("manifest", "run", "m.yaml", "--trust", "trust", "--key", str(world.alice)), 2)):
+        out = cli(*args, cwd=root)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == code, out.stdout + out.stderr
+        assert lines[0].startswith("error: ") and "missing: 1 reviewer" in lines[0] and len(lines) <= 2, lines
+        assert "Traceback" not in out.stderr and not out.stdout
+    assert sorted(p.name for p in root.iterdir()) == ["m.yaml", "m.yaml.sig", "trust"]  # nothing written
+    sign_manifest(root / "m.yaml", bob)
+    out = cli("manifest", "verify", "m.yaml", "--trust", "trust", "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    checked = json.loads(out.stdout)["signing_policy"]
+    assert checked["stated"] is True and checked["rule"] == "Extract"
+    shutil.copytree(world.root / "ledger", root / "ledger")
+    result = run_manifest(root / "m.yaml", load_trust(root / "trust"), alice)
+    body = next(r.body for r in Ledger.open(root / "ledger").records() if r.seq == result.seq)
+    policy = load_trust(root / "trust").policy
+    assert body["signing_policy"] == checked and checked["sha256"] == policy.sha256 != DEFAULT_POLICY.sha256
+    assert body["signing_policy"]["policy"]["rules"] == {
+        "default": {"threshold": 2},
+        "Extract": {"threshold": 2, "roles": ["operator", "reviewer"], "require": {"reviewer": 1}}}
+    assert body["signing_policy"]["counted"] == [{"principal": "alice@lab", "role": "operator"},
+                                                 {"principal": "bob@lab", "role": "reviewer"}]
 
 
 def test_cli_refusals_are_one_line(world: World, tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(manifest_yaml("x", "x.h5", ["d_mono32k_float.wav"]))
     shutil.copy(world.trust, tmp_path / "trust")
-    out = cli("run", "m.yaml", "--trust", "trust", "--key", str(world.alice), cwd=tmp_path)
+    out = cli("manifest", "run", "m.yaml", "--trust", "trust", "--key", str(world.alice), cwd=tmp_path)
     lines = out.stderr.strip().splitlines()
-    assert out.returncode != 0 and lines[0].startswith("error: ") and "unsigned" in lines[0]
+    refusal = "error: refusing to run m.yaml: step 2: unsigned manifest: m.yaml.sig not found"
+    assert out.returncode == 2 and lines[0] == refusal, out.stderr
     assert "Traceback" not in out.stderr and len(lines) <= 2
-    out = cli("verify", "ledger", "nowhere", "--trust", "trust", cwd=tmp_path)
+    out = cli("ledger", "verify", "--ledger", "nowhere", "--trust", "trust", cwd=tmp_path)
     assert out.returncode == 3, out.stdout + out.stderr
 
 

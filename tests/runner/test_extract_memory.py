@@ -26,11 +26,10 @@ import pytest
 
 from lumina_audit._internal.synth import SongSpec, render, write_wav
 from lumina_audit.evidence import keys
-from lumina_audit.evidence.manifest import sign_manifest
-from lumina_audit.evidence.trust import format_entry, load_trust
 from lumina_audit.runner.run import run_manifest
 
 from .test_extract_stream_e2e import manifest_text
+from .test_methods_e2e import sign_twice, write_trust
 
 SMALL, LARGE, SECONDS, RATE = 10, 90, 2.0, 32000
 
@@ -58,9 +57,7 @@ def _peak_of(manifest: Path, trust: Any, key: Any) -> int:
 
 def test_memory_does_not_grow_with_the_catalog(tmp_path: Path) -> None:
     key = keys.generate()
-    (tmp_path / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                                 key.public_key()) + "\n")
-    trust = load_trust(tmp_path / "trust")
+    trust = write_trust(tmp_path, key)
     manifests = {}
     for n in (1, SMALL, LARGE):
         folder = tmp_path / f"n{n}"
@@ -71,7 +68,7 @@ def test_memory_does_not_grow_with_the_catalog(tmp_path: Path) -> None:
         manifests[n] = folder / "extract.yaml"
         manifests[n].write_text(manifest_text(f"n{n}", f"  - path: {folder / 'catalog'}",
                                               "signature: {methods: [lumina-gradstats-v1]}\n"))
-        sign_manifest(manifests[n], key)
+        sign_twice(manifests[n], key)
     _peak_of(manifests[1], trust, key)  # warm: the model's first load, the caches a process keeps
     small, large = _peak_of(manifests[SMALL], trust, key), _peak_of(manifests[LARGE], trust, key)
     held_audio = (LARGE - SMALL) * int(SECONDS * RATE) * 4

@@ -22,14 +22,14 @@ import pytest
 from lumina_audit._internal.synth import SongSpec, render, write_wav
 from lumina_audit.evidence import keys
 from lumina_audit.evidence.ledger import Ledger, verify
-from lumina_audit.evidence.manifest import sign_manifest
-from lumina_audit.evidence.trust import format_entry, load_trust
-from lumina_audit.runner.compute import KILL_ENV
+from lumina_audit.evidence.trust import load_trust
 from lumina_audit.runner.run import run_manifest
 from lumina_audit.signature.environment import bit_relevant
 from lumina_audit.signature.pins import MARKER
 
+from ..conftest import ROOT
 from .test_extract_stream_e2e import manifest_text
+from .test_methods_e2e import sign_twice, write_trust
 
 # Not imported here: a process that imported ray before its run starts a cluster on the machine's address.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
@@ -49,7 +49,7 @@ def _sign(root: Path, folder: str, text: str, key: Any) -> Path:
     path = root / folder / "extract.yaml"
     path.parent.mkdir()
     path.write_text(text)
-    sign_manifest(path, key)
+    sign_twice(path, key)
     return path
 
 
@@ -61,17 +61,18 @@ def ray_run(tmp_path_factory: pytest.TempPathFactory) -> RayRun:
         write_wav(root / "catalog" / f"song{i}.wav", render(SongSpec(seed=8300 + i, seconds=1.5 + 0.2 * i)), 32000, 16)
     key = keys.generate()
     keys.write_private_key(root / "op.key", key)
-    (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                             key.public_key()) + "\n")
+    write_trust(root, key)
     inputs = f"  - path: {root / 'catalog'}"
     local = _sign(root, "local", manifest_text("local", inputs), key)
     run_manifest(local, load_trust(root / "trust"), key)
     ray = _sign(root, "ray", manifest_text("ray", inputs, "execution: {engine: ray, workers: 2}\n"), key)
     env = {k: v for k, v in os.environ.items() if k != MARKER}
-    env[KILL_ENV] = f"{KILLED}:{root / 'killed-once'}"
-    out = subprocess.run([sys.executable, "-m", "lumina_audit", "run", str(ray), "--trust", str(root / "trust"),
-                          "--key", str(root / "op.key"), "--json"], env=env, capture_output=True, text=True,
-                         timeout=900, check=False)
+    # `lumina-audit manifest run` whose Ray worker SIGKILLs itself in song KILLED, once (a test double:
+    # tests/runner/kill_worker.py; run from the repository root, which Ray puts on its workers' path)
+    out = subprocess.run([sys.executable, "-m", "tests.runner.kill_worker", str(KILLED), str(root / "killed-once"),
+                          "manifest", "run", str(ray), "--trust", str(root / "trust"), "--key", str(root / "op.key"),
+                          "--json"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     return RayRun(root, root / "trust", out, (root / "local" / "out" / "c.h5").read_bytes())
 
 

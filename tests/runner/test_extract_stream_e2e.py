@@ -26,15 +26,15 @@ from lumina_audit.attribution.store_writer import create_or_append_multi
 from lumina_audit.cli.main import main as cli_main
 from lumina_audit.evidence import keys
 from lumina_audit.evidence.ledger import Ledger, verify
-from lumina_audit.evidence.manifest import load_manifest, sign_manifest
-from lumina_audit.evidence.trust import format_entry, load_trust
+from lumina_audit.evidence.manifest import load_manifest
+from lumina_audit.evidence.trust import load_trust
 from lumina_audit.runner.base import Progress
-from lumina_audit.runner.compute import KILL_ENV
 from lumina_audit.runner.journal import Journal, journal_path
 from lumina_audit.runner.run import RunError, run_manifest
 from lumina_audit.signature.pins import MARKER
 
-from ..conftest import TINY, tiny_digests
+from ..conftest import ROOT, TINY, tiny_digests
+from .test_methods_e2e import sign_twice, write_trust
 
 SONGS = 5
 
@@ -68,7 +68,7 @@ def signed(world: World, folder: str, text: str) -> Path:
     path = world.root / folder / "extract.yaml"
     path.parent.mkdir()
     path.write_text(text)
-    sign_manifest(path, world.key)
+    sign_twice(path, world.key)
     return path
 
 
@@ -88,8 +88,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, session: Any) -> World:
     (root / "bad" / "truncated.flac").write_bytes(flac[: len(flac) // 2])  # a valid header, a body cut short
     key = keys.generate()
     keys.write_private_key(root / "op.key", key)
-    (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                             key.public_key()) + "\n")
+    write_trust(root, key)
     sigs = [s for _, s in session.all_signatures(catalog)]
     create_or_append_multi(root / "reference.h5", [session.spaces[m.name] for m in session.methods], sigs)
     return World(root, key, root / "trust", catalog, (root / "reference.h5").read_bytes())
@@ -105,10 +104,12 @@ def test_a_killed_run_resumes_computing_only_what_is_missing(world: World) -> No
     manifest = signed(world, "killed", manifest_text("killed", f"  - path: {world.root / 'catalog'}"))
     folder = manifest.parent
     env = {k: v for k, v in os.environ.items() if k != MARKER}
-    env[KILL_ENV] = f"2:{folder / 'killed-once'}"
-    out = subprocess.run([sys.executable, "-m", "lumina_audit", "run", str(manifest), "--trust", str(world.trust),
-                          "--key", str(world.root / "op.key"), "--json"], env=env, capture_output=True, text=True,
-                         timeout=600, check=False)
+    # `lumina-audit manifest run` whose worker SIGKILLs itself in song 2, once (a test double:
+    # tests/runner/kill_worker.py)
+    out = subprocess.run([sys.executable, "-m", "tests.runner.kill_worker", "2", str(folder / "killed-once"),
+                          "manifest", "run", str(manifest), "--trust", str(world.trust), "--key",
+                          str(world.root / "op.key"), "--json"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == -9, out.stderr[-2000:]  # SIGKILLed during song 2's first chunk
     progress = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
     assert [(p["event"], p["unit"], p["done"], p["total"]) for p in progress] == [
@@ -182,7 +183,7 @@ def test_a_bad_input_stops_the_run_with_one_line_and_nothing_written(world: Worl
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     path, sha, match = BAD[case]
     manifest = signed(world, f"stop-{case}", manifest_text(case, _inputs(world, [(path, sha)])))
-    code, out, err = _cli(capsys, "run", str(manifest), "--trust", str(world.trust), "--key",
+    code, out, err = _cli(capsys, "manifest", "run", str(manifest), "--trust", str(world.trust), "--key",
                           str(world.root / "op.key"))
     lines = err.strip().splitlines()
     assert code == 2 and out == "" and len(lines) <= 2 and "Traceback" not in err, err
@@ -199,8 +200,9 @@ def test_a_body_that_does_not_decode_stops_the_run_mid_way_and_a_fixed_run_resum
     b.write_bytes((world.root / "bad" / "truncated.flac").read_bytes())
     c.write_bytes(world.catalog[1].read_bytes())
     (folder / "extract.yaml").write_text(manifest_text("body", "\n".join(f"  - path: {p}" for p in (a, b, c))))
-    sign_manifest(folder / "extract.yaml", world.key)
-    args = ("run", str(folder / "extract.yaml"), "--trust", str(world.trust), "--key", str(world.root / "op.key"))
+    sign_twice(folder / "extract.yaml", world.key)
+    args = ("manifest", "run", str(folder / "extract.yaml"), "--trust", str(world.trust), "--key",
+            str(world.root / "op.key"))
     code, _, err = _cli(capsys, *args)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 2 and "b.flac: cannot decode audio" in lines[0], err
@@ -225,7 +227,7 @@ def test_bad_inputs_are_skipped_and_listed_under_skip(world: World, capsys: pyte
                         *(f"  - path: {p.format(root=world.root)}" + (f"\n    sha256: {s}" if s else "")
                           for p, s in bad)])
     manifest = signed(world, "skip", manifest_text("skip", inputs, "on_bad_input: skip\n"))
-    code, out, err = _cli(capsys, "run", str(manifest), "--trust", str(world.trust), "--key",
+    code, out, err = _cli(capsys, "manifest", "run", str(manifest), "--trust", str(world.trust), "--key",
                           str(world.root / "op.key"))
     assert code == 0, err
     assert (manifest.parent / "out" / "c.h5").read_bytes() == world.reference  # the good songs, as if alone

@@ -1,6 +1,6 @@
 """The ``influence`` proposition through signed manifests: customize, Calibrate (positives and negatives), Attribute.
 
-Pieces of ``lumina-audit customize`` on the random tiny checkpoint (its decoder cannot decode, so
+Pieces of ``lumina-audit model customize`` on the random tiny checkpoint (its decoder cannot decode, so
 they are carried as codes) are the positives (fine-tuned on a catalog song) and the negatives
 (the unmodified model, same sampling settings); a generated piece is attributed from its codes.
 """
@@ -16,13 +16,11 @@ from lumina_audit._internal.synth import SongSpec, render, write_wav
 from lumina_audit.attribution.reports import read_calibration, read_report
 from lumina_audit.customization import FineTune, Sampling, customize
 from lumina_audit.errors import LuminaError
-from lumina_audit.evidence import keys
 from lumina_audit.evidence.manifest import ManifestError
-from lumina_audit.evidence.trust import format_entry, load_trust
 from lumina_audit.signature.pins import Pins
 
 from ..conftest import TINY, tiny_digests
-from .test_methods_e2e import Chain, head
+from .test_methods_e2e import Chain, head, new_chain
 
 SOURCES = 4
 ORIGIN = "songs rendered by the project's own seeded generator after the checkpoint was made"
@@ -54,10 +52,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
               sampling=Sampling(count=1, seconds=2.0, seed=7000), **common)
     (root / "queries").mkdir()
     shutil.copy(root / "query-pieces" / "positives" / "s4" / "s4.piece-000.codes", root / "queries")
-    key = keys.generate()
-    (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                             key.public_key()) + "\n")
-    c = Chain(root, key, load_trust(root / "trust"))
+    c = new_chain(root)
     c.run("extract", head("cat", "Extract", signature="signature: {methods: [lumina-gradproj-v1]}\n")
           + "inputs:\n  - path: catalog\noutputs: {store: out/catalog.h5}\n")
     c.run("calibrate", calibrate_text("cal", "out/calibration.zip"))

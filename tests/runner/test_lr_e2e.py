@@ -26,11 +26,9 @@ from lumina_audit.attribution.reports import read_calibration, read_report
 from lumina_audit.attribution.search import exact_similarities
 from lumina_audit.attribution.store import read_store
 from lumina_audit.errors import LuminaError
-from lumina_audit.evidence import keys
 from lumina_audit.evidence.ledger import verify
-from lumina_audit.evidence.trust import format_entry, load_trust
 
-from .test_methods_e2e import Chain, head
+from .test_methods_e2e import Chain, head, new_chain
 
 CATALOG, CONTROLS = 8, 8
 SOURCES = ("song00", "song01", "song02", "song03")
@@ -65,10 +63,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
         for transform in TRANSFORMS:
             derive([cat / f"{src}.wav"], transform, root / "derived" / f"{src}.{transform}")
     derive([cat / "song05.wav"], "noise-30db", root / "queries" / "q")
-    key = keys.generate()
-    (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                             key.public_key()) + "\n")
-    c = Chain(root, key, load_trust(root / "trust"))
+    c = new_chain(root)
     c.run("extract", head("cat", "Extract", signature="signature: {methods: [lumina-gradproj-v1]}\n")
           + "inputs:\n  - path: catalog\noutputs: {store: out/catalog.h5}\n")
     c.run("calibrate", calibrate_text("cal", "out/calibration.zip"))

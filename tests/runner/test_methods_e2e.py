@@ -52,6 +52,27 @@ ledger: ledger
 {signature}"""
 
 
+#: The reviewer beside every e2e chain's operator: the default signing policy asks for two
+#: distinct principals (docs/evidence.md, "Signing policy"). The runner tests share these helpers.
+REVIEWER = keys.generate()
+MANIFEST_NS, LEDGER_NS = "lumina-audit/manifest", "lumina-audit/ledger"
+
+
+def write_trust(root: Path, operator: Any) -> Any:
+    """``root/trust``: op@lab (role operator; manifests and ledger) and rev@lab (role reviewer; manifests),
+    no policy line (the default: two distinct signers). Returns it loaded."""
+    (root / "trust").write_text(
+        format_entry("op@lab", [MANIFEST_NS, LEDGER_NS], operator.public_key(), role="operator") + "\n"
+        + format_entry("rev@lab", [MANIFEST_NS], REVIEWER.public_key(), role="reviewer") + "\n")
+    return load_trust(root / "trust")
+
+
+def sign_twice(path: Path, operator: Any) -> None:
+    """Sign a manifest as the operator, then as :data:`REVIEWER` (what :func:`write_trust` trusts)."""
+    sign_manifest(path, operator)
+    sign_manifest(path, REVIEWER)
+
+
 @dataclass
 class Chain:
     root: Path
@@ -61,11 +82,17 @@ class Chain:
     def run(self, name: str, text: str) -> Any:
         path = self.root / f"{name}.yaml"
         path.write_text(text)
-        sign_manifest(path, self.key)
+        sign_twice(path, self.key)
         return run_manifest(path, self.trust, self.key)
 
     def records(self) -> int:
         return len(Ledger.open(self.root / "ledger").records())
+
+
+def new_chain(root: Path) -> Chain:
+    """A chain in ``root``: a new operator key and the trust file of :func:`write_trust`."""
+    key = keys.generate()
+    return Chain(root, key, write_trust(root, key))
 
 
 def calibrate_text(name: str, store: str, method: str | None, out: str, api: str = "v2") -> str:
@@ -91,10 +118,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
         write_wav(root / "controls" / f"ctl{i:02d}.wav", render(SongSpec(seed=6300 + i, seconds=6.0)), 32000, 16)
     data, rate = soundfile.read(root / "catalog" / "song03.wav", dtype="int16")
     soundfile.write(root / "queries" / "copy-of-song03.flac", data, rate, subtype="PCM_16", format="FLAC")
-    key = keys.generate()
-    (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                             key.public_key()) + "\n")
-    c = Chain(root, key, load_trust(root / "trust"))
+    c = new_chain(root)
     c.run("extract", head("cat", "Extract") + "inputs:\n  - path: catalog\noutputs: {store: out/catalog.h5}\n")
     c.run("extract-v1", head("cat1", "Extract", "v1") + "inputs:\n  - path: catalog\n"
           "outputs: {store: out/catalog-v1.h5}\n")
@@ -175,13 +199,13 @@ def test_mixing_methods_or_spaces_is_refused_with_both_digests(chain: Chain) -> 
 def test_mixing_is_one_line_and_exit_2_through_the_cli(chain: Chain) -> None:
     path = chain.root / "mixed-cli.yaml"
     path.write_text(attribute_text("mixcli", "out/catalog.h5", "out/calibration.json", GRADSTATS, "out/reports-cli"))
-    sign_manifest(path, chain.key)
+    sign_twice(path, chain.key)
     keys.write_private_key(chain.root / "op-cli.key", chain.key)
     before = chain.records()
     env = {k: v for k, v in os.environ.items() if k != MARKER}
-    out = subprocess.run([sys.executable, "-m", "lumina_audit", "run", str(path), "--trust", str(chain.root / "trust"),
-                          "--key", str(chain.root / "op-cli.key")], env=env, cwd=chain.root, capture_output=True,
-                         text=True, timeout=300, check=False)
+    out = subprocess.run([sys.executable, "-m", "lumina_audit", "manifest", "run", str(path), "--trust",
+                          str(chain.root / "trust"), "--key", str(chain.root / "op-cli.key")], env=env, cwd=chain.root,
+                         capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
     assert lines[0].startswith("error: ") and "never compared" in lines[0] and "Traceback" not in out.stderr
@@ -201,10 +225,7 @@ def test_a_version_1_store_still_reads_and_attributes_under_gradstats(tmp_path: 
     # The same music as the store's song v1song2 (tests/data/README.md), in another container.
     write_wav(root / "queries" / "again-v1song2.wav",
               render(SongSpec(seed=9003, seconds=3.0, sample_rate=32000, channels=1)), 32000, 16)
-    key = keys.generate()
-    (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                             key.public_key()) + "\n")
-    c = Chain(root, key, load_trust(root / "trust"))
+    c = new_chain(root)
     assert open_info(root / "catalog.h5").version == 1
     c.run("cal", calibrate_text("c1", "catalog.h5", None, "out/calibration.json", api="v1"))
     c.run("attr", attribute_text("a1", "catalog.h5", "out/calibration.json", None, "out/reports", api="v1"))

@@ -11,11 +11,9 @@ from lumina_audit.attribution.derive import derive
 from lumina_audit.attribution.detection import Figures, Outcome
 from lumina_audit.attribution.reports import read_calibration, read_report
 from lumina_audit.errors import LuminaError
-from lumina_audit.evidence import keys
 from lumina_audit.evidence.ledger import Ledger, verify
-from lumina_audit.evidence.trust import format_entry, load_trust
 
-from .test_methods_e2e import Chain, head
+from .test_methods_e2e import Chain, head, new_chain
 
 CATALOG, CONTROLS = 6, 10
 CALIBRATE = "catalog: {path: out/catalog.h5}\ncontrols:\n  - path: controls\noutputs: {calibration: %s}\n"
@@ -36,10 +34,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
         derive([cat / f"{src}.wav"], transform, root / "derived" / f"{src}.{transform}")
     derive([cat / "song04.wav", cat / "song05.wav"], "splice", root / "derived" / "song04+song05.splice")
     shutil.copy(root / "derived" / "song01.noise-30db.wav", root / "queries" / "q.wav")
-    key = keys.generate()
-    (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                             key.public_key()) + "\n")
-    c = Chain(root, key, load_trust(root / "trust"))
+    c = new_chain(root)
     signature = "signature: {methods: [lumina-gradproj-v1]}\n"
     c.run("extract", head("cat", "Extract", signature=signature) + "inputs:\n  - path: catalog\n"
           "outputs: {store: out/catalog.h5}\n")

@@ -60,9 +60,47 @@ def test_dry_run_passes_every_step_and_writes_both_reports(tmp_path: Path) -> No
     assert steps["pytest_gpu"]["result"]["returncode"] == 0
     text = (out / "gpu-check.md").read_text()
     for heading in ("# GPU check: CPU, dry run", "## Environment", "## Golden clips on the device",
-                    "## MusicGen-Large shape (random weights)", "## Steps"):
+                    "## MusicGen-Large shape (random weights)", "## Fine-tuning the MusicGen-Large shape", "## Steps"):
         assert heading in text
     assert all(f"| {name} | yes |" in text for name in STEP_NAMES)
+    check_finetune_steps(steps, text)
+
+
+def check_finetune_steps(steps: dict[str, Any], text: str) -> None:
+    """The dry run's fine-tuning steps: the library's ``finetune``, 1 + 3 steps on one 2 s chunk, measured
+    against the paper (on the CPU, the profiler's count of live tensor bytes: within a few percent)."""
+    tunes = {n: steps[n]["result"] for n in ("large_finetune_all", "large_finetune_layers")}
+    assert tunes["large_finetune_all"]["parameters"] == "all"
+    assert tunes["large_finetune_layers"]["parameters"] == {"layers": [*range(12, 18), *range(42, 48)]}
+    for r in tunes.values():
+        assert r["fits"] and r["error"] is None and r["frames"] == 100 and r["steps"] == 4
+        assert len(r["losses"]) == 4 and all(0 < v < 20 for v in r["losses"])
+        assert len(r["step_seconds"]) == 3 and r["seconds_per_step"] > 0 and r["paper_seconds_per_step"] > 0
+        assert r["flops_per_step"] > 0 and r["achieved_tflops"] > 0 and "estimate" in r["paper_assumes"]
+        assert {"base", "weights", "gradients", "adam", "activations", "logits", "optimizer", "peak"} <= set(r["paper"])
+        assert r["paper"]["adam"] == 2 * r["paper"]["gradients"] and r["peak_above_rest_bytes"] > 0
+        assert 0.98 < r["measured_over_paper"] < 1.05, r["measured_over_paper"]
+    assert tunes["large_finetune_all"]["trained_parameters"] > tunes["large_finetune_layers"]["trained_parameters"]
+    assert tunes["large_finetune_all"]["losses"][0] == tunes["large_finetune_layers"]["losses"][0]  # same codes
+    assert "| all | " in text and "| layers 12-17, 42-47 | " in text
+
+
+def test_finetune_out_of_memory_is_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpu_check_context import DRY, Context
+
+    import lumina_audit.customization.tuning as tuning
+    from lumina_audit.signature.pins import Pins
+
+    def oom(*_: Any) -> Any:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 12.00 GiB\nmore")
+
+    monkeypatch.setattr(tuning, "finetune", oom)
+    result = gpu_check_steps._finetune(Context(Pins(device="cpu"), DRY), None)
+    assert not result["fits"] and result["error"] == "out of memory: CUDA out of memory. Tried to allocate 12.00 GiB"
+    assert result["seconds_per_step"] is None and result["measured_over_paper"] is None and result["losses"] == []
+    doc = {"dry_run": False, "started_utc": "2026-12-02T00:00:00Z", "seconds": 1.0,
+           "steps": {"large_finetune_all": {"ok": True, "seconds": 1.0, "error": None, "result": result}}}
+    assert "| all | 4,213,120 | **no** (out of memory: CUDA out of memory." in markdown(doc)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")

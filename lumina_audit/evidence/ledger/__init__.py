@@ -14,7 +14,7 @@ The formats are written up in ``docs/evidence.md``.
 
 from __future__ import annotations
 
-from .format import NAMESPACE, PAYLOAD_TYPE, TORN_WRITE_ENV, Frames, LedgerError, Record, decode_frames, encode_frame
+from .format import NAMESPACE, PAYLOAD_TYPE, Frames, LedgerError, Record, decode_frames, encode_frame
 from .proofs import ProofReport, prove, verify_proof
 from .verification import Finding, LedgerReport, verify
 from .writer import Appended, Ledger, RepairReport, repair
@@ -22,7 +22,6 @@ from .writer import Appended, Ledger, RepairReport, repair
 __all__ = [
     "NAMESPACE",
     "PAYLOAD_TYPE",
-    "TORN_WRITE_ENV",
     "Appended",
     "Finding",
     "Frames",

@@ -48,7 +48,7 @@ from ..trust import TrustError, TrustStore
 
 __all__ = [
     "CHECKPOINTS", "FORMAT", "HEADER", "LOCK", "NAMESPACE", "PAYLOAD_TYPE", "PROOF_FORMAT", "RECORDS",
-    "RECORD_FORMAT", "TORN_WRITE_ENV", "VERSION", "ZERO_HASH", "Frames", "LedgerError", "Record",
+    "RECORD_FORMAT", "VERSION", "ZERO_HASH", "Frames", "LedgerError", "Record",
     "decode_frames", "encode_frame",
 ]
 
@@ -57,8 +57,6 @@ FORMAT, VERSION, RECORD_FORMAT, PROOF_FORMAT = "lumina-ledger", 1, "lumina-ledge
 NAMESPACE = "lumina-audit/ledger"
 
 PAYLOAD_TYPE = "application/vnd.lumina-audit.ledger-record.v1+json"
-
-TORN_WRITE_ENV = "LUMINA_AUDIT_TEST_TORN_WRITE"
 
 HEADER, RECORDS, CHECKPOINTS, LOCK = "ledger.json", "records", "checkpoints", "lock"
 
@@ -78,7 +76,7 @@ _HEAD_PREFIX = re.compile(rb"(?:0|[1-9][0-9]{0,15})(?: [0-9a-f]{0,64})?")
 
 _MEMBERS = frozenset({"format", "version", "seq", "time", "prev", "kind", "body", "signer", "signature"})
 
-_HINT_REPAIR = "run `lumina-audit verify ledger`, then `lumina-audit ledger repair` if it reports a torn tail"
+_HINT_REPAIR = "run `lumina-audit ledger verify`, then `lumina-audit ledger repair` if it reports a torn tail"
 
 
 class LedgerError(LuminaError):

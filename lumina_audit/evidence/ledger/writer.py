@@ -4,8 +4,7 @@ Every append writes the record (one ``os.write`` to an ``O_APPEND`` fd, then fsy
 checkpoint over all records, signed by the same key with the principal as key name. An append
 holds the exclusive lock, re-reads both files and refuses a torn tail, a corrupt frame or a
 broken chain (seq, prev, time, the latest checkpoint's root); it does not check trust, which is
-:func:`~.verification.verify`'s job. Tests only: ``LUMINA_AUDIT_TEST_TORN_WRITE=1`` makes append write
-half the record frame, fsync and sleep 60 s (to be killed).
+:func:`~.verification.verify`'s job.
 
 :func:`repair` removes only torn tails, with ``ftruncate`` + fsync under the exclusive lock: a
 truncation to a frame boundary is one metadata operation (old or new length after a crash), and
@@ -21,7 +20,6 @@ import fcntl
 import hashlib
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,7 +43,6 @@ from .format import (
     PAYLOAD_TYPE,
     RECORD_FORMAT,
     RECORDS,
-    TORN_WRITE_ENV,
     VERSION,
     ZERO_HASH,
     Frames,
@@ -90,11 +87,6 @@ def _append_durably(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise LedgerError(f"{path}: cannot open for append ({exc.strerror})") from None
     try:
-        if os.environ.get(TORN_WRITE_ENV) == "1" and path.name == RECORDS:  # test hook: crash mid-record
-            os.write(fd, data[: len(data) // 2])
-            os.fsync(fd)
-            time.sleep(60)
-            raise LedgerError("test hook: torn write simulated")
         written = os.write(fd, data)
         os.fsync(fd)
     except OSError as exc:

@@ -12,7 +12,8 @@ that each error names it (``manifest.yaml:12: unknown key 'treads' in pins``).
 Outputs and the ledger must stay inside the manifest's folder.
 
 A signature lives in ``<manifest>.sig``: a DSSE envelope whose payload is the
-canonical JSON; operator and reviewer may each add one.
+canonical JSON; operator and reviewer may each add one. A manifest verifies only when its
+signers meet the trust file's signing policy (by default two distinct principals).
 """
 
 from __future__ import annotations

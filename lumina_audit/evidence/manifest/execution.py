@@ -31,7 +31,7 @@ class ExecutionResources(StrictModel):
 
 
 class ExecutionSettings(StrictModel):
-    """``engine: local`` computes in the ``run`` process; ``engine: ray`` on ``workers`` Ray actors.
+    """``engine: local`` computes in the ``manifest run`` process; ``engine: ray`` on ``workers`` Ray actors.
 
     Without ``address`` a Ray run starts a local cluster on the loopback interface and shuts it
     down afterwards; with one it joins the cluster there and leaves it running.

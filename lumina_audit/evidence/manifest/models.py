@@ -122,7 +122,7 @@ class PositiveSpec(InputSpec):
     """A derived copy of catalog songs (a file, or a folder of them), for the calibration's miss rate.
 
     ``sources`` (catalog song ids) and ``transform`` label it; for a file either may come from its
-    derivation record (``lumina-audit derive`` writes one beside it), and in a folder they must.
+    derivation record (``lumina-audit audio derive`` writes one beside it), and in a folder they must.
     """
 
     sources: Annotated[FrozenList[SongId], Field(min_length=1, max_length=2)] | None = None
@@ -351,7 +351,7 @@ class CalibrateManifestV2(CalibrateManifest):
         influence = lr is not None and lr.proposition == "influence"
         if influence and not self.negatives:
             raise ValueError("proposition influence needs negatives: pieces the unmodified model generated with the "
-                             "same settings (lumina-audit customize writes them)")
+                             "same settings (lumina-audit model customize writes them)")
         if self.negatives and not influence:
             raise ValueError("negatives belong to proposition influence only")
         if influence and any(p.sources or p.transform for p in self.positives):

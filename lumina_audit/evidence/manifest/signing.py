@@ -1,7 +1,8 @@
 """Signing and verifying manifests: detached DSSE envelopes in ``<manifest>.sig``.
 
 The envelope's payload is the manifest's canonical JSON; operator and reviewer may each
-add a signature. Verification runs in numbered steps that raise.
+add a signature. Verification runs in numbered steps that raise; the last checks the signers
+against the trust file's signing policy (two distinct principals when it states none).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..._internal.fileio import fsync_dir
 from .. import dsse
-from ..trust import TrustEntry, TrustStore
+from ..trust import PolicyCheck, PolicyError, TrustEntry, TrustStore
 from .loading import LoadedManifest, load_manifest
 from .reader import MAX_MANIFEST_BYTES, ManifestError
 
@@ -31,9 +32,12 @@ NAMESPACE = "lumina-audit/manifest"
 
 @dataclass(frozen=True)
 class VerifiedManifest:
+    """A manifest whose signatures verified; ``policy``: the signing policy its signers met."""
+
     loaded: LoadedManifest
     signers: tuple[TrustEntry, ...]
     envelope: dsse.Envelope
+    policy: PolicyCheck
 
 
 def sig_path(path: str | os.PathLike[str]) -> Path:
@@ -97,7 +101,8 @@ def sign_manifest(path: str | os.PathLike[str], private_key: Ed25519PrivateKey) 
 def verify_manifest(path: str | os.PathLike[str], trust: TrustStore, at: datetime | None = None) -> VerifiedManifest:
     """Steps: (1) the manifest loads and validates; (2) ``<manifest>.sig`` exists; (3) the envelope parses;
     (4) its payload is the manifest's canonical JSON as it is now; (5) DSSE verification with the trust
-    file in namespace ``lumina-audit/manifest`` at ``at`` (now, UTC, by default).
+    file in namespace ``lumina-audit/manifest`` at ``at`` (now, UTC, by default); (6) the signers meet
+    the trust file's signing policy for the manifest's kind (:meth:`TrustStore.check_policy`).
     """
     fail = dsse.SignatureVerificationError
     try:
@@ -119,4 +124,8 @@ def verify_manifest(path: str | os.PathLike[str], trust: TrustStore, at: datetim
         signers = dsse.verify(envelope, trust, NAMESPACE, at or datetime.now(UTC), PAYLOAD_TYPE)
     except dsse.SignatureVerificationError as exc:
         raise fail(re.sub(r"^step (\d+):", r"step 5.\1:", exc.message)) from None
-    return VerifiedManifest(loaded, signers, envelope)
+    try:
+        checked = trust.check_policy(loaded.manifest.kind, signers, NAMESPACE)
+    except PolicyError as exc:
+        raise fail(f"step 6: {exc.message}", hint=exc.hint and exc.hint.replace("MANIFEST", str(path))) from None
+    return VerifiedManifest(loaded, signers, envelope, checked)

@@ -62,7 +62,7 @@ class SignatureMethod(abc.ABC):
     name: ClassVar[str]
     #: Values per channel.
     dim: ClassVar[int]
-    #: The normative text of the method (in the project's shared spec folder).
+    #: The normative text of the method, in this repository (``docs/spec/``).
     spec: ClassVar[str]
     #: What the method keeps of the gradient, in plain words (certificates print it).
     description: ClassVar[str]

@@ -155,11 +155,11 @@ class _Summary(ChannelSummary):
 
 
 class GradProj(SignatureMethod):
-    """``lumina-gradproj-v1`` (``../shared/spec/gradproj-v1.md``)."""
+    """``lumina-gradproj-v1`` (``docs/spec/gradproj-v1.md``)."""
 
     name = METHOD
     dim = DIM
-    spec = "gradproj-v1.md"
+    spec = "docs/spec/gradproj-v1.md"
     description = (
         f"{GRADIENT_DESCRIPTION}Each tensor's gradient is scaled to unit length and the whole is projected onto "
         "216 values by a count sketch whose buckets and signs come from SplitMix64 of seed 422024: the signature "

@@ -73,11 +73,11 @@ class _Summary(ChannelSummary):
 
 
 class GradStats(SignatureMethod):
-    """``lumina-gradstats-v1`` (``../shared/spec/signature-v1.md``)."""
+    """``lumina-gradstats-v1`` (``docs/spec/signature-v1.md``)."""
 
     name = METHOD
     dim = DIM
-    spec = "signature-v1.md"
+    spec = "docs/spec/signature-v1.md"
     description = (
         f"{GRADIENT_DESCRIPTION}Six statistics of each tensor's gradient (mean, standard deviation, L2 norm, "
         "maximum, minimum, skew) make 216 values per channel: the signature keeps each tensor's scale and the shape "
