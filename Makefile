@@ -5,6 +5,8 @@
 #   make check-wheel  build the wheel, install it without torch (requirements/verify.lock) into a fresh venv
 #               and verify a small demo run's ledger, proof and certificate with it (scripts/check_wheel.sh)
 #   make cli-docs  regenerate docs/cli.md, the CLI reference, from the commands themselves
+#   make bench  python -m benchmarks.bench_signature (benchmarks and scripts are packages: every one of them
+#               runs from the repository root as `python -m benchmarks.NAME` or `python -m scripts.NAME`)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -26,7 +28,7 @@ $(STAMP): $(LOCKS)
 
 demo: venv
 	$(BIN)/lumina-audit golden check
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m scripts.demo
 
 lint: venv
 	$(BIN)/ruff check .
@@ -44,7 +46,7 @@ check-wheel: venv
 	FULL_PYTHON=$(CURDIR)/$(BIN)/python PYTHON=$(PYTHON) scripts/check_wheel.sh
 
 bench: venv
-	$(BIN)/python benchmarks/bench_signature.py
+	$(BIN)/python -m benchmarks.bench_signature
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

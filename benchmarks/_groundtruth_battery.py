@@ -1,4 +1,4 @@
-"""Part 2 of ``bench_groundtruth.py``: the derive battery on recorded music (Planet Blupi's soundtrack).
+"""Part 2 of ``bench_groundtruth``: the derive battery on recorded music (Planet Blupi's soundtrack).
 
 The music (Debian ``planetblupi-music-ogg``, GPL-3+) is installed with apt at run time and read from
 ``/usr/share/planetblupi/music``. Excerpts, derived copies and every other file made from it stay in
@@ -16,28 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _groundtruth_common import (
+
+from benchmarks._groundtruth_common import (
     BASELINES,
     BATTERY_CONTROL_OFFSET,
     CHANNELS,
     F64,
     METHOD_NAMES,
-    ROOT,
-    SOUNDFONT_PACKAGES,
     baseline_features,
     baseline_similarities,
-    clean_dir,
-    ensure_debian,
     floor,
-    git_state,
-    md_table,
-    num,
-    pct,
-    read_digests,
-    render_song,
-    versions,
 )
-from _groundtruth_report import common_header
+from benchmarks._groundtruth_report import common_header
+from lumina_tools.environment import SOUNDFONT_PACKAGES, ensure_debian, git_state, versions
+from lumina_tools.files import clean_dir, read_digests, shown
+from lumina_tools.markdown import md_table, num, pct
+from lumina_tools.songs import render_song
 
 __all__ = ["BLUPI", "run_battery", "write_battery"]
 
@@ -68,7 +62,7 @@ def excerpt(track: Path, offset: float, seconds: float, out: Path) -> Path:
 def run_battery(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     """Make the catalog, controls and derived copies, then measure them on every ``--model``."""
     from lumina_audit._internal.scores import BENCHMARK_SEEDS
-    from lumina_audit.attribution.derive import derive
+    from lumina_audit.attribution.derive import derive_audio as derive
     from lumina_audit.attribution.detection import Positive
 
     installed = ensure_debian({**SOUNDFONT_PACKAGES, "planetblupi-music-ogg": BLUPI / "music000.ogg"})
@@ -137,8 +131,7 @@ def _on_model(args: argparse.Namespace, model_dir: Path, digests_file: Path | No
     for family, _what in BASELINES:
         sims = {name: base[name][family] for name in rows}
         results[family] = _measure(sims, cat_ids, ctl_pcm, cat_pcm, labels, args.k, family)
-    shown = model_dir.resolve().relative_to(ROOT) if model_dir.resolve().is_relative_to(ROOT) else model_dir
-    return {"model": str(shown), "digests_file": str(digests_path), "digests": dict(digests),
+    return {"model": shown(model_dir), "digests_file": str(digests_path), "digests": dict(digests),
             "width": int(session.model.lm.dim), "results": results, "signature_s": round(sig_s, 1)}
 
 

@@ -1,4 +1,4 @@
-"""Gradient-free baselines of ``bench_groundtruth.py`` computed on EnCodec codes.
+"""Gradient-free baselines of ``bench_groundtruth`` computed on EnCodec codes.
 
 Why codes: the embedded checkpoints share a tiny EnCodec whose decoder was never trained
 (``scripts/make_tiny_checkpoint.py``): whatever the codes, it decodes to nearly the same
@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from _groundtruth_common import F64
+
+from benchmarks._groundtruth_common import F64
 
 __all__ = ["CODE_BASELINES", "code_features", "codes_of"]
 

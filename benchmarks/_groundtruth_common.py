@@ -1,22 +1,19 @@
-"""Shared parts of ``bench_groundtruth.py`` (and of ``bench_lr_battery.py``): inputs, baselines, scoring, Markdown.
+"""Shared parts of ``bench_groundtruth`` (and of ``bench_lr_battery``): baselines, scoring, the table's order.
 
 Nothing here imports torch at module level: the benchmark re-executes itself under the numerical
 pins before torch starts, and only then calls into this module. The scoring is the library's
 (``attribution.method.calibrate``, ``attribute``, ``detection.detect``); the gradient-free
-baselines are the benchmark's own (they have no library counterpart).
+baselines are the benchmark's own (they have no library counterpart). What the benchmarks share
+with the scripts (Markdown, the git state, versions, Debian packages, digests, rendered scores,
+work folders) is in ``lumina_tools``.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import statistics
-import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,30 +30,17 @@ __all__ = [
     "HELDOUT_OFFSET",
     "MEL",
     "METHOD_NAMES",
-    "ROOT",
-    "SOUNDFONT_PACKAGES",
-    "BenchError",
     "Floor",
     "Scores",
     "baseline_features",
     "baseline_similarities",
-    "clean_dir",
     "cosine",
     "encodec_mean",
-    "ensure_debian",
     "floor",
-    "git_state",
     "logmel_stats",
-    "md_table",
-    "num",
-    "pct",
-    "read_digests",
-    "render_song",
     "score_queries",
-    "versions",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
@@ -76,85 +60,6 @@ BASELINES: tuple[tuple[str, str], ...] = (
 )
 #: Log-mel settings of the baseline (torchaudio.transforms.MelSpectrogram at 32 kHz).
 MEL = {"sample_rate": 32000, "n_fft": 2048, "hop_length": 640, "n_mels": 64, "power": 2.0, "floor_db": -100.0}
-SOUNDFONT_PACKAGES = {"fluidsynth": Path("/usr/bin/fluidsynth"),
-                      "fluid-soundfont-gm": Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")}
-
-
-class BenchError(Exception):
-    """A refusal of the benchmark (bad option, missing input); printed as one line."""
-
-
-# --------------------------------------------------------------------------- environment and inputs
-
-
-def ensure_debian(packages: Mapping[str, Path]) -> list[str]:
-    """Install with apt the packages whose marker path is missing (root only); return those installed."""
-    missing = [name for name, marker in packages.items() if not marker.exists()]
-    if not missing:
-        return []
-    if os.geteuid() != 0:
-        raise BenchError(f"need the Debian package(s) {' '.join(missing)}: sudo apt-get install -y {' '.join(missing)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["nice", "-n", "10", "apt-get", "install", "-y", "--no-install-recommends", *missing]
-    if subprocess.run(cmd, env=env, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, check=True)
-        subprocess.run(cmd, env=env, check=True)
-    still = [name for name in missing if not packages[name].exists()]
-    if still:
-        raise BenchError(f"apt-get installed {' '.join(missing)} but {still} is still missing")
-    return missing
-
-
-def read_digests(model_dir: Path, digests: Path | None) -> tuple[Path, dict[str, str]]:
-    """The digest file of ``model_dir`` (default: ``<model_dir>.sha256`` beside it) and its digests."""
-    from lumina_audit.signature.digests import parse_digest_text
-
-    path = digests or model_dir.with_name(f"{model_dir.name}.sha256")
-    if not model_dir.is_dir():
-        raise BenchError(f"{model_dir}: no such checkpoint directory")
-    if not path.is_file():
-        raise BenchError(f"{path}: no digest file for {model_dir} (give --digests)")
-    return path, parse_digest_text(path.read_text(encoding="utf-8"), str(path))
-
-
-def render_song(seed: int, seconds: float, out: Path) -> Path:
-    """The score of ``seed`` (``lumina_audit._internal.scores``) cut to ``seconds``, as a 32 kHz mono 16-bit WAV.
-
-    16-bit PCM, not float: libsndfile stamps float WAVs with a PEAK chunk holding the time of
-    writing, so their bytes (and file SHA-256) would change from run to run.
-    """
-    import soundfile as sf
-
-    from lumina_audit._internal.scores import midi_bytes, render, score
-
-    with tempfile.TemporaryDirectory() as tmp:
-        mono = render(midi_bytes(score(seed, seconds)), Path(tmp) / "render.wav", seconds=seconds)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(out), np.clip(mono, -1.0, 1.0), 32000, subtype="PCM_16", format="WAV")
-    return out
-
-
-def git_state() -> dict[str, Any]:
-    """The commit of the working tree and how many tracked or untracked files differ from it."""
-    def run(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    status = run("status", "--porcelain")
-    return {"commit": run("rev-parse", "HEAD") or None,
-            "changed_files": len(status.splitlines()) if status else 0}
-
-
-def versions() -> dict[str, str]:
-    """Versions that decide the figures' bits."""
-    import platform
-
-    import audiocraft
-    import torch
-    import torchaudio
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchaudio": torchaudio.__version__,
-            "audiocraft": audiocraft.__version__, "numpy": np.__version__}
 
 
 # --------------------------------------------------------------------------- gradient-free baselines
@@ -301,32 +206,3 @@ def score_queries(sims: F64, catalog_ids: Sequence[str], query_ids: Sequence[str
         out.top1.append(result.entries[0].song_id if result.entries else "")
         out.others_above.append(result.above_count - int(outcome.detected))
     return out
-
-
-# --------------------------------------------------------------------------- Markdown
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> list[str]:
-    """A GitHub Markdown table; ``align`` is one of ``l``/``r`` per column (default: first left, rest right)."""
-    align = align or "l" + "r" * (len(header) - 1)
-    rule = ["---" if a == "l" else "---:" for a in align]
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |",
-            *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f}%"
-
-
-def num(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
-
-
-def clean_dir(path: Path, work: Path) -> Path:
-    """Empty ``path`` (a folder of this benchmark under ``work``) and return it."""
-    if work.resolve() not in path.resolve().parents:
-        raise BenchError(f"refusing to clear {path}: not inside the work folder {work}")
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path

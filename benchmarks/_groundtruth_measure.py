@@ -1,4 +1,4 @@
-"""Part 1 of ``bench_groundtruth.py``: customize, then attribute the pieces with the base model (v1 and v2).
+"""Part 1 of ``bench_groundtruth``: customize, then attribute the pieces with the base model (v1 and v2).
 
 A thin client of the library, step by step:
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,22 +37,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from _groundtruth_codes import CODE_BASELINES, code_features, codes_of
-from _groundtruth_common import (
+
+from benchmarks._groundtruth_codes import CODE_BASELINES, code_features, codes_of
+from benchmarks._groundtruth_common import (
     CHANNELS,
     F32,
     F64,
     METHOD_NAMES,
-    ROOT,
-    BenchError,
     baseline_similarities,
     floor,
-    read_digests,
     score_queries,
 )
-
 from lumina_audit.customization.settings import FineTune, Sampling
 from lumina_audit.evidence.manifest.models import LRCalibrationSettings
+from lumina_tools import ToolError
+from lumina_tools.files import read_digests, remove_inside, shown
 
 __all__ = [
     "ORIGIN",
@@ -101,11 +99,6 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _shown(path: Path) -> str:
-    p = path.resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
-
-
 # --------------------------------------------------------------------------- customization
 
 
@@ -121,10 +114,8 @@ def _customized(model_dir: Path, digests: dict[str, str], catalog: Sequence[Path
                "carry": settings.carry, "pins": pins.as_json(), "config": config.as_json()}
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
     folder = work / f"customized-{key[:16]}"
-    if fresh and folder.exists():
-        if work.resolve() not in folder.resolve().parents:
-            raise BenchError(f"refusing to remove {folder}: not inside the work folder {work}")
-        shutil.rmtree(folder)
+    if fresh:
+        remove_inside(folder, work)
     if folder.is_dir():
         say(f"  customize: reusing {folder} (same model, songs and settings)")
         return folder, [], True
@@ -160,7 +151,7 @@ def read_pieces(folder: Path, song_ids: Sequence[str], song_pcm: Sequence[str], 
         found = sorted(f for f in sub.iterdir() if f.is_file() and not f.name.endswith(RECORD_SUFFIX)) \
             if sub.is_dir() else []
         if len(found) != count:
-            raise BenchError(f"{sub}: {len(found)} piece(s), expected {count}")
+            raise ToolError(f"{sub}: {len(found)} piece(s), expected {count}")
         return found
 
     want_model = dict(sorted(digests.items()))
@@ -187,7 +178,7 @@ def read_pieces(folder: Path, song_ids: Sequence[str], song_pcm: Sequence[str], 
                 problems.append(f"fine-tuned on {record['song'].get('song_id')} PCM {record['song'].get('pcm_sha256')}"
                                 f", not {sid} PCM {pcm}")
             if problems:
-                raise BenchError(f"{path}: " + "; ".join(problems))
+                raise ToolError(f"{path}: " + "; ".join(problems))
             inp = ResolvedInput(path, path.name.removesuffix(path.suffix), item.file_sha256,
                                 sources=(sid,) if sid is not None else ())
             out[name].append((inp, item, record))
@@ -249,7 +240,7 @@ def measure(model_dir: Path, digests_file: Path | None, catalog: Sequence[Path],
     session = Session.open(model_dir, digests, pins, methods=(GRADPROJ, GRADSTATS))
     config, model = session.config, session.model
     if tuple(m.name for m in session.methods) != METHOD_NAMES:
-        raise BenchError(f"the session computes {[m.name for m in session.methods]}, not {list(METHOD_NAMES)}")
+        raise ToolError(f"the session computes {[m.name for m in session.methods]}, not {list(METHOD_NAMES)}")
     songs = [ResolvedInput(p, p.stem, None) for p in [*catalog, *controls]]
     song_items = [load_input(s.path, config, None) for s in songs]
     n, c = len(catalog), len(controls)
@@ -257,7 +248,7 @@ def measure(model_dir: Path, digests_file: Path | None, catalog: Sequence[Path],
     cat_pcm = [content_sha256(a) for a in song_items[:n]]
     ctl_pcm = [content_sha256(a) for a in song_items[n:]]
     if len(set(cat_ids + ctl_ids)) != n + c or len(set(cat_pcm + ctl_pcm)) != n + c:
-        raise BenchError("catalog and control songs must have distinct ids and distinct PCM")
+        raise ToolError("catalog and control songs must have distinct ids and distinct PCM")
 
     t_custom = time.monotonic()
     folder, events, reused = _customized(model_dir, digests, catalog, song_items[:n], settings, pins, config,
@@ -267,7 +258,7 @@ def measure(model_dir: Path, digests_file: Path | None, catalog: Sequence[Path],
     pos, neg = pieces["positives"], pieces["negatives"]
     contents = [content_sha256(item) for _, item, _ in [*pos, *neg]]
     if len(set(contents)) != len(contents) or set(contents) & set(cat_pcm + ctl_pcm):
-        raise BenchError("two pieces have the same content, or a piece has a song's content")
+        raise ToolError("two pieces have the same content, or a piece has a song's content")
 
     t_sig = time.monotonic()
     inputs = [*songs, *(i for i, _, _ in pos), *(i for i, _, _ in neg)]
@@ -331,7 +322,7 @@ def measure(model_dir: Path, digests_file: Path | None, catalog: Sequence[Path],
     first = {sid: next(r for i, _, r in pos if i.sources[0] == sid) for sid in cat_ids}
     for sid in cat_ids:
         if {r["lm_sha256"] for i, _, r in pos if i.sources[0] == sid} != {first[sid]["lm_sha256"]}:
-            raise BenchError(f"the pieces of {sid} name different fine-tuned weights")
+            raise ToolError(f"the pieces of {sid} name different fine-tuned weights")
     durations = {e["event"]: e["seconds"] for e in events}
     per_song = []
     for sid in cat_ids:
@@ -351,12 +342,12 @@ def measure(model_dir: Path, digests_file: Path | None, catalog: Sequence[Path],
     for m in minimums.values():
         m["met"] = m["have"] >= m["need"]
     return {
-        "model": _shown(model_dir), "width": int(model.lm.dim),
+        "model": shown(model_dir), "width": int(model.lm.dim),
         "parameters": sum(int(p.numel()) for p in model.lm.parameters()),
-        "digests_file": _shown(digests_path), "digests": dict(digests), "signature_spaces": {
+        "digests_file": shown(digests_path), "digests": dict(digests), "signature_spaces": {
             m: session.spaces[m].digest for m in METHOD_NAMES},
         "customization": {
-            "folder": _shown(folder), "reused": reused, "events": events, "seconds": round(custom_s, 1),
+            "folder": shown(folder), "reused": reused, "events": events, "seconds": round(custom_s, 1),
             "carried_as": sorted({r["piece"]["carried_as"] for _, _, r in [*pos, *neg]}),
             "decoder": r0.get("decoder"), "base_lm_sha256": neg[0][2]["lm_sha256"] if neg else None,
             "pins": r0.get("pins"), "versions": r0.get("versions")},

@@ -1,4 +1,4 @@
-"""``bench_groundtruth.py --pilot``: how the fine-tuning learning rate was fixed, from losses alone.
+"""``bench_groundtruth --pilot``: how the fine-tuning learning rate was fixed, from losses alone.
 
 Fine-tunes copies of the base LM on songs of ``scores.VALIDATION_SEEDS`` (never catalog songs, never
 an attribution figure) at each candidate learning rate for ``--steps`` steps, and records the
@@ -23,20 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _groundtruth_codes import codes_of
-from _groundtruth_common import (
-    HELDOUT_OFFSET,
-    ROOT,
-    SOUNDFONT_PACKAGES,
-    ensure_debian,
-    git_state,
-    md_table,
-    num,
-    read_digests,
-    render_song,
-    versions,
-)
-from _groundtruth_report import common_header
+from benchmarks._groundtruth_codes import codes_of
+from benchmarks._groundtruth_common import HELDOUT_OFFSET
+from benchmarks._groundtruth_report import common_header
+from lumina_tools.environment import SOUNDFONT_PACKAGES, ensure_debian, git_state, versions
+from lumina_tools.files import read_digests, shown
+from lumina_tools.markdown import md_table, num
+from lumina_tools.songs import render_song
 
 __all__ = ["MAX_FORGETTING", "PILOT_LRS", "PILOT_OFFSETS", "run_pilot", "write_pilot"]
 
@@ -85,9 +78,8 @@ def run_pilot(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
             del lm
     accepted = [lr for lr in PILOT_LRS
                 if all(r["heldout_after"] - r["heldout_before"] <= MAX_FORGETTING for r in rows if r["lr"] == lr)]
-    shown = model_dir.resolve().relative_to(ROOT) if model_dir.resolve().is_relative_to(ROOT) else model_dir
     return {**meta, "part": "pilot", "git": git_state(), "versions": versions(), "apt_installed": installed,
-            "model": str(shown), "digests_file": str(digests_path), "digests": dict(digests), "steps": args.steps,
+            "model": shown(model_dir), "digests_file": str(digests_path), "digests": dict(digests), "steps": args.steps,
             "song_seconds": args.song_seconds, "song_seeds": seeds, "heldout_seed": held_seed,
             "candidates": list(PILOT_LRS), "max_forgetting": MAX_FORGETTING, "rows": rows,
             "chosen_lr": max(accepted) if accepted else None, "finished": time.strftime("%H:%M:%S")}

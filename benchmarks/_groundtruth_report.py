@@ -1,4 +1,4 @@
-"""Markdown and JSON of part 1 (ground truth) of ``bench_groundtruth.py``; the header every part shares."""
+"""Markdown and JSON of part 1 (ground truth) of ``bench_groundtruth``; the header every part shares."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from _groundtruth_codes import CODE_BASELINES as BASELINES
-from _groundtruth_common import CHANNELS, METHOD_NAMES, md_table, num, pct
+from benchmarks._groundtruth_codes import CODE_BASELINES as BASELINES
+from benchmarks._groundtruth_common import CHANNELS, METHOD_NAMES
+from lumina_tools.markdown import md_table, num, pct, run_header
 
 __all__ = ["V2_HEADER", "common_header", "label", "refusal", "v2_cells", "write_groundtruth"]
 
@@ -21,16 +22,8 @@ V2_HEADER = ["Cllr", "Cllr_min", "EER", "misleading H1 (95 % CI)", "misleading H
 
 
 def common_header(doc: dict[str, Any], title: str) -> list[str]:
-    """Title, command line, date, run time, commit and versions."""
-    git = doc["git"]
-    commit = f"`{git['commit'][:12]}`" if git["commit"] else "unknown"
-    versions = ", ".join(f"{k} {v}" for k, v in doc["versions"].items())
-    return [f"# {title}", "",
-            f"- Command: `{doc['command']}` (niceness {doc['niceness']}; re-executed under the numerical pins, "
-            "1 thread)",
-            f"- Date: {doc['date']}; run time {doc['run_seconds'] / 60:.1f} min on this project's 2-core machine "
-            "(shared with other jobs, so times are indicative)",
-            f"- Working tree: commit {commit} with {git['changed_files']} changed or new file(s); {versions}",
+    """Title, command line, date, run time, commit and versions (:func:`lumina_tools.markdown.run_header`)."""
+    return [f"# {title}", "", *run_header(doc),
             *([f"- Installed with apt by this run: {', '.join(doc['apt_installed'])}"] if doc["apt_installed"] else []),
             ""]
 

@@ -1,7 +1,9 @@
 """Benchmark: an Extract run's songs per second (local engine, Ray with 1 and 2 workers) and its peak memory.
 
-    python benchmarks/bench_extract.py [--songs 96] [--seconds 4] [--rounds 2] [--memory 10,1000]
+    python -m benchmarks.bench_extract [--songs 96] [--seconds 4] [--rounds 2] [--memory 10,1000]
                                        [--memory-seconds 1] [--skip-ray] [--skip-memory]
+
+(from the repository root, as every benchmark).
 
 Everything runs through signed manifests and ``run_manifest``, as ``lumina-audit manifest run`` does,
 on the committed tiny checkpoint, under the default pins (CPU, 1 thread per worker):
@@ -27,24 +29,16 @@ cannot run twice as fast as one, and the probe says how much more two processes 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _status(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+from lumina_tools.environment import proc_status, reset_rss_peak
+from lumina_tools.invocation import reexec_pinned
 
 
 def _manifest(name: str, catalog: Path, digests: dict[str, str], model: Path, extra: str = "") -> str:
@@ -64,7 +58,11 @@ outputs: {{store: out/catalog.h5}}
 
 
 class World:
-    """A work folder with a key, a trust file and the tiny checkpoint's digests."""
+    """A work folder with two keys, a trust file and the tiny checkpoint's digests.
+
+    Two principals sign every manifest, as the default signing policy asks (a trust file without
+    ``@policy`` line); the operator's key also signs the ledger.
+    """
 
     def __init__(self, root: Path) -> None:
         from lumina_audit.evidence import keys
@@ -72,9 +70,10 @@ class World:
         from lumina_audit.signature import golden
 
         self.root = root
-        self.key = keys.generate()
-        (root / "trust").write_text(format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"],
-                                                 self.key.public_key()) + "\n")
+        self.key, self.reviewer = keys.generate(), keys.generate()
+        (root / "trust").write_text(
+            format_entry("op@lab", ["lumina-audit/manifest", "lumina-audit/ledger"], self.key.public_key()) + "\n"
+            + format_entry("reviewer@lab", ["lumina-audit/manifest"], self.reviewer.public_key()) + "\n")
         self.trust = load_trust(root / "trust")
         gf = golden.read(golden.default_root())
         self.model, self.digests = gf.model_dir, dict(gf.digests)
@@ -98,6 +97,7 @@ class World:
         manifest = folder / "extract.yaml"
         manifest.write_text(_manifest(name, catalog, self.digests, self.model, extra))
         sign_manifest(manifest, self.key)
+        sign_manifest(manifest, self.reviewer)
         finished: list[float] = []
         seen = [0]
 
@@ -127,7 +127,8 @@ def capacity(seconds: float) -> float:
     return busy(2) / one
 
 
-def throughput(world: World, songs: int, seconds: float, with_ray: bool, rounds: int) -> None:
+def throughput(world: World, songs: int, seconds: float, with_ray: bool, rounds: int) -> dict[str, Any]:
+    """Extract one catalog with each engine, ``rounds`` times; per run its figures, and whether the stores agree."""
     catalog = world.catalog("throughput", songs, seconds)
     runs = [("local", "")]
     if with_ray:
@@ -137,6 +138,7 @@ def throughput(world: World, songs: int, seconds: float, with_ray: bool, rounds:
           f"{'first song s':>13} {'load':>5}")
     stores: set[bytes] = set()
     steady: dict[str, list[float]] = {}
+    done: list[dict[str, Any]] = []
     for r in range(rounds):
         for name, extra in runs:
             store, wall, finished = world.run(f"{name}-{r}", catalog, extra)
@@ -144,6 +146,7 @@ def throughput(world: World, songs: int, seconds: float, with_ray: bool, rounds:
             half = len(finished) // 2
             rate = (len(finished) - half) / (finished[-1] - finished[half - 1])
             steady.setdefault(name, []).append(rate)
+            done.append({"engine": name, "round": r + 1, "wall_s": wall, "finished_s": finished, "steady": rate})
             print(f"{name:<8} {r + 1:>5} {wall:8.1f} {songs / wall:14.3f} {rate:17.3f} {finished[0]:13.1f} "
                   f"{os.getloadavg()[0]:5.2f}", flush=True)
     print(f"stores byte-identical across all runs: {'yes' if len(stores) == 1 else 'NO'}")
@@ -151,28 +154,29 @@ def throughput(world: World, songs: int, seconds: float, with_ray: bool, rounds:
         best = {name: max(rates) for name, rates in steady.items()}
         print(f"steady rate, best round: local {best['local']:.3f}, ray-1 {best['ray-1']:.3f}, ray-2 "
               f"{best['ray-2']:.3f} songs/s; 2 workers over 1: {best['ray-2'] / best['ray-1']:.2f}x")
+    return {"runs": done, "identical": len(stores) == 1}
 
 
-def memory(world: World, sizes: list[int], seconds: float) -> None:
-    libc = ctypes.CDLL("libc.so.6")
+def memory(world: World, sizes: list[int], seconds: float) -> list[dict[str, Any]]:
+    """Each run's peak resident memory above what the process held before it (a warm-up run of one song first)."""
     print(f"\nPeak memory of a run above what the process held before it (engine local, songs of {seconds:g} s)")
     print(f"{'songs':>6} {'peak MiB':>9} {'wall s':>8}")
+    rows: list[dict[str, Any]] = []
     for n in [1, *sizes]:
         catalog = world.catalog(f"memory-{n}", n, seconds)
-        gc.collect()
-        libc.malloc_trim(0)
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-        base = _status("VmRSS")
+        base = reset_rss_peak(trim=True)
         _, wall, _ = world.run(f"memory-run-{n}", catalog)
-        peak = (_status("VmHWM") - base) / 2**20
+        peak = (proc_status("VmHWM") - base) / 2**20
+        rows.append({"songs": n, "peak_mib": peak, "wall_s": wall, "warm_up": n == 1})
         print(f"{n:>6} {peak:9.1f} {wall:8.1f}" + ("   (warm-up: first model load, caches)" if n == 1 else ""),
               flush=True)
-    print(f"process peak RSS (imports included): {_status('VmHWM') / 2**20:.0f} MiB")
+    print(f"process peak RSS (imports included): {proc_status('VmHWM') / 2**20:.0f} MiB")
+    return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Measure and print; the figures: ``throughput`` and ``memory`` (absent when skipped)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_extract", description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=96)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=2)
@@ -181,11 +185,12 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--probe-seconds", type=float, default=5.0)
-    args = parser.parse_args()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(args_list)
 
-    from lumina_audit.signature.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins
 
-    reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
+    reexec_pinned(Pins(), args_list, __spec__)
     from lumina_audit._internal.quiet import silence_libraries
 
     silence_libraries()
@@ -193,14 +198,16 @@ def main() -> None:
           f"{os.getloadavg()[2]:.2f} at the start")
     print(f"CPU probe: two busy processes got {capacity(args.probe_seconds):.2f}x the work of one "
           f"(load average {os.getloadavg()[0]:.2f})")
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         world = World(Path(tmp))
-        throughput(world, args.songs, args.seconds, not args.skip_ray, args.rounds)
+        figures["throughput"] = throughput(world, args.songs, args.seconds, not args.skip_ray, args.rounds)
         print(f"CPU probe: two busy processes got {capacity(args.probe_seconds):.2f}x the work of one "
               f"(load average {os.getloadavg()[0]:.2f})")
         if not args.skip_memory:
-            memory(world, [int(x) for x in args.memory.split(",")], args.memory_seconds)
+            figures["memory"] = memory(world, [int(x) for x in args.memory.split(",")], args.memory_seconds)
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} at the end")
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Benchmark: attribution against a known right answer ("attribution by customization"), and a derive battery.
 
-    python benchmarks/bench_groundtruth.py [--model DIR ...] [--songs 12] [--steps 50] [--pieces 3] [...]
-    python benchmarks/bench_groundtruth.py --battery [--model DIR ...] [--battery-tracks 10] [...]
-    python benchmarks/bench_groundtruth.py --pilot
+    python -m benchmarks.bench_groundtruth [--model DIR ...] [--songs 12] [--steps 50] [--pieces 3] [...]
+    python -m benchmarks.bench_groundtruth --battery [--model DIR ...] [--battery-tracks 10] [...]
+    python -m benchmarks.bench_groundtruth --pilot
+
+(from the repository root, as every benchmark).
 
 Part 1, ground truth (Wang et al., ICCV 2023, "Evaluating data attribution for text-to-image models"),
 a thin client of the library (``_groundtruth_measure`` says which function does each step):
@@ -45,8 +47,8 @@ are fine-tuned (``customization.tuning.finetune``) on songs of ``VALIDATION_SEED
 0.25 nats per code is the default (the rule was fixed before the pilot ran). Writes
 ``groundtruth-pilot.md``/``.json``.
 
-Everything runs under the numerical pins (the script re-executes itself, like
-``benchmarks/bench_signature.py``), on one CPU thread. Seeds are fixed and written into the
+Everything runs under the numerical pins (the module re-executes itself, like
+``benchmarks.bench_signature``), on one CPU thread. Seeds are fixed and written into the
 results. Nothing was tuned on attribution figures: the settings are fixed in the options below
 and printed before anything is measured. Outputs: ``groundtruth.md``/``groundtruth.json`` or
 ``battery.md``/``battery.json`` in ``--out`` (default ``benchmarks/results``), also printed;
@@ -55,7 +57,7 @@ folder is reused by a later run with the same model, songs and settings unless `
 The suite's ``tests/benchmarks/test_groundtruth_smoke.py`` runs part 1 on a tiny configuration;
 a smoke run of the script itself (a few minutes):
 
-    nice -n 10 python benchmarks/bench_groundtruth.py --model lumina_audit/_data/golden/models/tiny-musicgen \\
+    nice -n 10 python -m benchmarks.bench_groundtruth --model lumina_audit/_data/golden/models/tiny-musicgen \\
         --songs 3 --controls 10 --song-seconds 10 --steps 2 --seconds 2 --pieces 2 --out work/bench-groundtruth/smoke
 """
 
@@ -63,22 +65,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lumina_tools import ROOT, ToolError
+from lumina_tools.files import RANDOM, RESULTS, TRAINED, WORK
+from lumina_tools.invocation import reexec_pinned, run_record
+
 if TYPE_CHECKING:
-    from _groundtruth_measure import Settings
+    from benchmarks._groundtruth_measure import Settings
 
 __all__ = ["groundtruth", "main", "parse_args", "run_groundtruth", "settings_of"]
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAINED = ROOT / "lumina_audit/_data/golden/models/tiny-musicgen-trained"
-RANDOM = ROOT / "lumina_audit/_data/golden/models/tiny-musicgen"
 TRANSFORM_NAMES = ("mp3-128k", "opus-64k", "noise-30db", "noise-20db", "gain-3db", "gain-6db", "speed+2", "speed-2",
                    "excerpt-20s", "splice")
 
@@ -86,7 +86,8 @@ TRANSFORM_NAMES = ("mp3-128k", "opus-64k", "noise-30db", "noise-20db", "gain-3db
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line (see ``--help``)."""
     p = argparse.ArgumentParser(
-        prog="bench_groundtruth.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m benchmarks.bench_groundtruth", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Full runs: no option (ground truth on the trained checkpoint), --battery (both checkpoints),\n"
                "--pilot (the learning-rate pilot). Run under `nice -n 10`; one CPU thread (the pins).")
     add = p.add_argument_group("both parts").add_argument
@@ -105,10 +106,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="control songs (at least 10, attribution-v1's minimum; default 20 for part 1, the minimum of "
              "attribution-v2's LRCalibrationSettings, and 12 for --battery)")
     add("--k", type=float, default=3.0, help="tau = mu + k sigma (attribution-v1; default %(default)s)")
-    add("--work", type=Path, default=ROOT / "work/bench-groundtruth",
+    add("--work", type=Path, default=WORK / "bench-groundtruth",
         help="folder for songs and pieces (default work/bench-groundtruth, git-ignored; recorded music never "
              "leaves it)")
-    add("--out", type=Path, default=ROOT / "benchmarks/results",
+    add("--out", type=Path, default=RESULTS,
         help="folder for the Markdown and JSON (default benchmarks/results)")
     add = p.add_argument_group("part 1: ground truth").add_argument
     add("--songs", type=int, default=12, help="catalog songs, each once the exemplar (default %(default)s)")
@@ -163,44 +164,39 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Parse, re-execute under the pins, run the chosen part, write and print its report."""
-    argv = sys.argv[1:]
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    from lumina_audit.signature.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins
 
-    reexec_if_needed(Pins(), argv, entry=(sys.executable, str(Path(__file__).resolve())))
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _groundtruth_common import BenchError
-
+    reexec_pinned(Pins(), argv, __spec__)
     from lumina_audit._internal.quiet import silence_libraries
     from lumina_audit.errors import LuminaError
 
     silence_libraries()
     started = time.monotonic()
-    meta = {"command": "python benchmarks/bench_groundtruth.py " + shlex.join(argv),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "niceness": os.nice(0)}
+    meta = run_record(__spec__, argv)
     try:
         if args.pilot:
-            from _groundtruth_pilot import run_pilot, write_pilot
+            from benchmarks._groundtruth_pilot import run_pilot, write_pilot
 
             result = run_pilot(args, meta)
             result["run_seconds"] = round(time.monotonic() - started, 1)
             text = write_pilot(result, args.out)
         elif args.battery:
-            from _groundtruth_battery import run_battery, write_battery
+            from benchmarks._groundtruth_battery import run_battery, write_battery
 
             result = run_battery(args, meta)
             result["run_seconds"] = round(time.monotonic() - started, 1)
             text = write_battery(result, args.out)
         else:
-            from _groundtruth_report import write_groundtruth
+            from benchmarks._groundtruth_report import write_groundtruth
 
             result = run_groundtruth(args, meta)
             result["run_seconds"] = round(time.monotonic() - started, 1)
             text = write_groundtruth(result, args.out)
-    except (BenchError, LuminaError) as exc:
+    except (ToolError, LuminaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(text)
@@ -209,8 +205,7 @@ def main() -> int:
 
 def settings_of(args: argparse.Namespace) -> Settings:
     """Part 1's settings from the command line (every other setting is the library's default)."""
-    from _groundtruth_measure import Settings
-
+    from benchmarks._groundtruth_measure import Settings
     from lumina_audit.customization.settings import FineTune, Sampling
 
     return Settings(tuning=FineTune(steps=args.steps, lr=args.lr, seed=args.ft_seed),
@@ -221,15 +216,10 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 def run_groundtruth(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     """Part 1 on every ``--model``: render the songs, then :func:`groundtruth`."""
-    from _groundtruth_common import (
-        CATALOG_OFFSET,
-        CONTROL_OFFSET,
-        SOUNDFONT_PACKAGES,
-        ensure_debian,
-        render_song,
-    )
-
+    from benchmarks._groundtruth_common import CATALOG_OFFSET, CONTROL_OFFSET
     from lumina_audit._internal.scores import BENCHMARK_SEEDS
+    from lumina_tools.environment import SOUNDFONT_PACKAGES, ensure_debian
+    from lumina_tools.songs import render_song
 
     settings = settings_of(args)  # fixed before anything is rendered or measured
     installed = ensure_debian(SOUNDFONT_PACKAGES)
@@ -257,8 +247,8 @@ def groundtruth(meta: dict[str, Any], models: list[tuple[Path, Path | None]], ca
                 controls: list[Path], settings: Settings, work: Path, data: dict[str, Any], *,
                 fresh: bool = False) -> dict[str, Any]:
     """Part 1's result document: the settings (printed first), then each checkpoint's section."""
-    from _groundtruth_common import git_state, versions
-    from _groundtruth_measure import measure
+    from benchmarks._groundtruth_measure import measure
+    from lumina_tools.environment import git_state, versions
 
     print("settings, fixed before anything is measured:\n" + json.dumps(settings.as_dict(), indent=1), flush=True)
     doc: dict[str, Any] = {

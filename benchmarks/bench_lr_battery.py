@@ -1,9 +1,9 @@
 """Benchmark: attribution-v1 (raw cosine, one noise floor) against v2 (S-norm, calibrated LRs) on recorded music.
 
-    nice -n 10 python benchmarks/bench_lr_battery.py [--model DIR] [--work DIR] [--out DIR] [--fresh]
+    nice -n 10 python -m benchmarks.bench_lr_battery [--model DIR] [--work DIR] [--out DIR] [--fresh]
 
-The derive battery of ``bench_groundtruth.py --battery`` on a larger recorded catalog, calibrated
-this time with RECORDED controls, scored both ways through the library:
+(from the repository root). The derive battery of ``bench_groundtruth --battery`` on a larger
+recorded catalog, calibrated this time with RECORDED controls, scored both ways through the library:
 
 - Catalog (N = 20): the 10 tracks of Planet Blupi (Debian ``planetblupi-music-ogg``) and the first 10
   tracks of Battle for Wesnoth's music (``wesnoth-1.16-music``) that last at least 90 s, by file name.
@@ -18,7 +18,7 @@ this time with RECORDED controls, scored both ways through the library:
   song (wrapping), as in the existing battery: 200 copies.
 - Signatures: ``lumina-gradproj-v1`` and ``lumina-gradstats-v1`` in one pass per song
   (``Session.all_signatures``) on ``lumina_audit/_data/golden/models/tiny-musicgen-trained`` under the numerical
-  pins (the script re-executes itself under them), cached per file SHA-256 and signature space in the work folder.
+  pins (the module re-executes itself under them), cached per file SHA-256 and signature space in the work folder.
 - Per signature method and channel, the trials of ``lumina_audit.attribution.trials.build_trials``
   (H1: each copy against its source song(s); H2: each control against every catalog song with itself
   left out of the cohort, each copy against every non-source song), scored twice: the raw cosine
@@ -42,37 +42,17 @@ import argparse
 import hashlib
 import json
 import math
-import os
-import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _groundtruth_common import (
-    CHANNELS,
-    METHOD_NAMES,
-    ROOT,
-    BenchError,
-    clean_dir,
-    ensure_debian,
-    git_state,
-    md_table,
-    num,
-    pct,
-    read_digests,
-    versions,
-)
-
+from benchmarks._groundtruth_common import CHANNELS, F32, F64, METHOD_NAMES
 from lumina_audit.attribution import metrics
 from lumina_audit.attribution.calibrators import CalibrationFitError, LogitCalibrator
 from lumina_audit.attribution.cohort import cohort_stats
@@ -81,6 +61,11 @@ from lumina_audit.attribution.method import calibrate
 from lumina_audit.attribution.search import exact_similarities
 from lumina_audit.attribution.trials import H2_CONTROL, H2_POSITIVE, Labelled, Trials, build_trials
 from lumina_audit.attribution.validation import ValidationError, cross_validate, figures, validate
+from lumina_tools import ToolError
+from lumina_tools.environment import dpkg_version, ensure_debian, git_state, versions
+from lumina_tools.files import RESULTS, TRAINED, WORK, clean_dir, file_sha256, read_digests, shown
+from lumina_tools.invocation import reexec_pinned, run_record
+from lumina_tools.markdown import md_table, num, pct, run_header
 
 __all__ = [
     "CATALOG",
@@ -104,9 +89,6 @@ __all__ = [
     "write_report",
 ]
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-TRAINED = ROOT / "lumina_audit/_data/golden/models/tiny-musicgen-trained"
 #: The derive battery, in table order (one-source transforms, then the splice).
 TRANSFORMS = ("mp3-128k", "opus-64k", "noise-30db", "noise-20db", "gain-3db", "gain-6db", "speed+2", "speed-2",
               "excerpt-20s", "splice")
@@ -236,15 +218,15 @@ class Sets:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """The command line (see ``--help``); the measurement's settings are not options (:class:`Settings`)."""
-    p = argparse.ArgumentParser(prog="bench_lr_battery.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_lr_battery", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=TRAINED,
-                   help=f"checkpoint directory (default {TRAINED.relative_to(ROOT)})")
+                   help=f"checkpoint directory (default {shown(TRAINED)})")
     p.add_argument("--digests", type=Path, help="its digest file (default: DIR.sha256 beside it)")
-    p.add_argument("--work", type=Path, default=ROOT / "work/bench-groundtruth",
+    p.add_argument("--work", type=Path, default=WORK / "bench-groundtruth",
                    help="git-ignored folder for the audio and the signature cache (default work/bench-groundtruth; "
                         "this benchmark uses its lr-battery/ subfolder)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results",
+    p.add_argument("--out", type=Path, default=RESULTS,
                    help="folder for lr-battery.md and lr-battery.json (default benchmarks/results)")
     p.add_argument("--report-only", action="store_true",
                    help="measure nothing: rewrite the Markdown (and JSON) of --out from its lr-battery.json")
@@ -253,19 +235,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def _dpkg_version(package: str) -> str:
-    done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True,
-                          check=False)
-    return done.stdout.strip() if done.returncode == 0 else "unknown"
-
-
 def derive_copies(catalog: Sequence[Path], catalog_ids: Sequence[str], transforms: Sequence[str],
                   out: Path) -> tuple[list[Path], list[Labelled]]:
     """Each catalog song under each transform (the splice: song i then song i + 1), written under ``out``.
 
     Labels name the catalog rows of the sources (the copy's own song first).
     """
-    from lumina_audit.attribution.derive import derive
+    from lumina_audit.attribution.derive import derive_audio as derive
 
     paths: list[Path] = []
     labels: list[Labelled] = []
@@ -286,15 +262,15 @@ def prepare(settings: Settings, work: Path, fresh: bool = False) -> tuple[Sets, 
     has the same settings, tracks and package versions and every file still has its recorded SHA-256
     (unless ``fresh``).
     """
-    from _groundtruth_battery import excerpt
+    from benchmarks._groundtruth_battery import excerpt
 
     installed = ensure_debian({name: p.marker for name, p in PACKAGES.items()})
     for t in (*CATALOG, *CONTROLS):
         if not t.path.is_file():
-            raise BenchError(f"{t.path}: missing from the installed package {t.package}")
+            raise ToolError(f"{t.path}: missing from the installed package {t.package}")
     used = sorted({t.package for t in (*CATALOG, *CONTROLS)})
     data: dict[str, Any] = {
-        "packages": [PACKAGES[n].as_dict() | {"version": _dpkg_version(n),
+        "packages": [PACKAGES[n].as_dict() | {"version": dpkg_version(n),
                                               "catalog_tracks": sum(t.package == n for t in CATALOG),
                                               "control_tracks": sum(t.package == n for t in CONTROLS)}
                      for n in used],
@@ -307,7 +283,7 @@ def prepare(settings: Settings, work: Path, fresh: bool = False) -> tuple[Sets, 
     t0 = time.monotonic()
     old = None if fresh or not record_path.is_file() else json.loads(record_path.read_text("utf-8"))
     if old is not None and old["key"] == key and all(
-            Path(f).is_file() and _file_sha256(Path(f)) == sha for f, sha in old["files"].items()):
+            Path(f).is_file() and file_sha256(Path(f)) == sha for f, sha in old["files"].items()):
         sets = Sets([Path(p) for p in old["catalog"]], [t.song_id for t in CATALOG],
                     [Path(p) for p in old["controls"]], [t.song_id for t in CONTROLS],
                     [Path(p) for p in old["copies"]],
@@ -329,20 +305,12 @@ def prepare(settings: Settings, work: Path, fresh: bool = False) -> tuple[Sets, 
         "key": key, "catalog": [str(p) for p in sets.catalog], "controls": [str(p) for p in sets.controls],
         "copies": [str(p) for p in sets.copies],
         "labels": [[lab.song_id, list(lab.sources), lab.transform] for lab in sets.labels],
-        "files": {str(p): _file_sha256(p) for p in sets.paths}}, indent=1), encoding="utf-8")
+        "files": {str(p): file_sha256(p) for p in sets.paths}}, indent=1), encoding="utf-8")
     return sets, data | {"copies": len(sets.copies), "prepare_s": round(time.monotonic() - t0, 1),
                          "files_reused": False}
 
 
 # --------------------------------------------------------------------------- signatures
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def signature_vectors(session: Any, paths: Sequence[Path], ids: Sequence[str], cache: Path | None,
@@ -359,7 +327,7 @@ def signature_vectors(session: Any, paths: Sequence[Path], ids: Sequence[str], c
     tag = hashlib.sha256(json.dumps({"spaces": {m: session.spaces[m].digest for m in methods},
                                      "pins": session.pins.digest}, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache / tag if cache is not None else None
-    shas = [_file_sha256(p) for p in paths]
+    shas = [file_sha256(p) for p in paths]
     rows: list[dict[str, Any] | None] = [None] * len(paths)
     if folder is not None and reuse:
         for i, sha in enumerate(shas):
@@ -596,19 +564,12 @@ def _reading(doc: dict[str, Any]) -> list[str]:
 def markdown(doc: dict[str, Any]) -> str:
     """The Markdown report of a result document."""
     st, d, res = doc["settings"], doc["data"], _ordered(doc)
-    git, sig = doc["git"], doc["signatures"]
+    sig = doc["signatures"]
     fa = st["false_alarm_percent"]
     n_cat, n_ctl = len(d["catalog"]), len(d["controls"])
     lines = ["# Attribution v1 (raw cosine) and v2 (S-norm, calibrated LRs) on recorded music, recorded controls",
              "",
-             f"- Command: `{doc['command'].strip()}` (niceness {doc['niceness']}; re-executed under the numerical "
-             "pins, 1 thread)",
-             f"- Date: {doc['date']}; run time {doc['run_seconds'] / 60:.1f} min on this project's 2-core machine "
-             "(shared with other jobs, so times are indicative)",
-             f"- Working tree: commit `{(git['commit'] or 'unknown')[:12]}`, "
-             + (f"dirty ({git['changed_files']} changed or new file(s), listed in the JSON)" if git["changed_files"]
-                else "clean")
-             + "; " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()),
+             *run_header(doc),
              f"- Checkpoint `{doc['model']['model']}` (width {doc['model']['width']}), SHA-256 "
              + ", ".join(f"{k} `{v[:16]}...`" for k, v in sorted(doc["model"]["digests"].items()))
              + f"; signatures of {sig['computed']} file(s) computed in {sig['seconds'] / 60:.1f} min, "
@@ -720,11 +681,6 @@ NOTES = [
 ]
 
 
-def _changed_files() -> list[str]:
-    done = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False)
-    return [line[3:] for line in done.stdout.splitlines()] if done.returncode == 0 else []
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (re-executed under the numerical pins) and write its report."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -733,19 +689,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         kept = json.loads((args.out / "lr-battery.json").read_text("utf-8"))
         print(write_report(kept | {"command": kept["command"].strip()}, args.out))
         return 0
-    from lumina_audit.signature.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins
 
-    reexec_if_needed(Pins(), args_list, entry=(sys.executable, str(Path(__file__).resolve())))
+    reexec_pinned(Pins(), args_list, __spec__)
     from lumina_audit._internal.quiet import silence_libraries
 
     silence_libraries()
     started = time.monotonic()
     settings = Settings()
-    doc: dict[str, Any] = {
-        "command": " ".join(["python benchmarks/bench_lr_battery.py", shlex.join(args_list)]).strip(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "niceness": os.nice(0),
-        "settings": settings.as_dict(), "notes": NOTES, "git": {**git_state(), "changed": _changed_files()}}
-    doc["git"]["dirty"] = doc["git"]["changed_files"] > 0
+    doc: dict[str, Any] = {**run_record(__spec__, args_list), "settings": settings.as_dict(), "notes": NOTES,
+                           "git": git_state(files=True)}
     print("settings (fixed before measuring):\n" + json.dumps(
         {**settings.as_dict(), "catalog": [t.song_id for t in CATALOG], "controls": [t.song_id for t in CONTROLS],
          "model": str(args.model)}, indent=1), flush=True)
@@ -762,11 +715,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             session, sets.paths, sets.ids, args.work / "lr-battery" / "signatures", reuse=not args.fresh)
         spaces = {m: session.spaces[m].digest for m in settings.signature_methods}
         doc["results"] = measure(vectors, sets, pcm, spaces, settings)
-    except BenchError as exc:
+    except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    shown = args.model.resolve()
-    doc["model"] = {"model": str(shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown),
+    doc["model"] = {"model": shown(args.model),
                     "digests_file": str(digests_path), "digests": dict(digests), "width": int(session.model.lm.dim),
                     "signature_spaces": spaces, "pins_sha256": session.pins.digest}
     doc["versions"] = versions()

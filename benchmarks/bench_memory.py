@@ -1,10 +1,12 @@
 """Peak memory of each memory option, measured on the CPU at 48 x WIDTH, and expected at 48 x 2048 on paper.
 
-    python benchmarks/bench_memory.py [--width 512] [--seconds 30]
+    python -m benchmarks.bench_memory [--width 512] [--seconds 30] [--paper-only]
+
+(from the repository root, as every benchmark).
 
 Each option runs in a fresh process under its own pins (``sums``, ``gradients``; and
 ``chunk_batch`` 2 beside them): the tiny checkpoint's EnCodec, a random LM of its family at
-48 x WIDTH (``bench_signature.build_wide``), a warm-up song of one chunk (gradproj's tables,
+48 x WIDTH (``benchmarks.bench_signature.build_wide``), a warm-up song of one chunk (gradproj's tables,
 first-use allocations), then one song of ``--seconds`` with both methods. The figure is the
 peak RSS during that song (``VmHWM``, reset to the current RSS through
 ``/proc/self/clear_refs`` just before it) minus the RSS before it. ``MALLOC_MMAP_THRESHOLD_``
@@ -18,7 +20,7 @@ minus the host-side buffers of that option (float64 sums and float32 staging, co
 It also measures what autograd keeps for the backward pass of one chunk, per layer (saved-
 tensor hooks, unique storages, parameters excluded), at WIDTH and WIDTH / 2: activations grow
 linearly with the width (heads are 64 wide, so the attention matrices grow with it too), and
-the two points give the per-layer law that ``musicgen_large.paper_memory`` turns into the
+the two points give the per-layer law that ``benchmarks.musicgen_large.paper_memory`` turns into the
 expected peak at 48 x 2048 for each option.
 """
 
@@ -27,14 +29,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from lumina_tools.environment import proc_status, reset_rss_peak
+from lumina_tools.invocation import reexec_pinned, run_module
+from lumina_tools.markdown import gib, md_table
 
 __all__ = ["OPTIONS", "child", "encodec_parameters", "main", "saved_activations"]
 
@@ -46,14 +49,6 @@ OPTIONS: tuple[tuple[str, dict[str, str], int], ...] = (
     ("sums=host, gradients=streamed", {"sums": "host", "gradients": "streamed"}, 1),
     ("default, chunk_batch=2", {}, 2),
 )
-
-
-def _status(key: str) -> int:
-    """A ``/proc/self/status`` figure in bytes (``VmRSS``, ``VmHWM``)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise SystemExit(f"error: /proc/self/status has no {key}")
 
 
 def saved_activations(model: Any, codes: Any, boosts: Any, pins: Any) -> tuple[dict[int, int], int]:
@@ -101,13 +96,12 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One option in this (fresh) process; returns its figures."""
     from dataclasses import replace
 
-    from lumina_audit.signature.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins
 
     pins = Pins(**spec["pins"])
-    reexec_if_needed(pins, sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
+    reexec_pinned(pins, sys.argv[1:], __spec__)
 
-    from bench_signature import build_wide
-
+    from benchmarks.bench_signature import build_wide
     from lumina_audit._internal.quiet import silence_libraries
     from lumina_audit._internal.synth import SongSpec, render, write_wav
     from lumina_audit.signature import golden
@@ -141,13 +135,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             paths.append(load_audio(path, config))
     warm, song = paths
     signatures_of_audio(warm, wide, config, pins, "warm", session.methods)
-    import gc
-
-    gc.collect()
-    rest = _status("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")
+    rest = reset_rss_peak()
     signatures_of_audio(song, wide, config, pins, "song", session.methods)
-    peak = _status("VmHWM")
+    peak = proc_status("VmHWM")
     entries = sum(p.numel() for ch in ("P", "M") for p in wide.hooked[ch])
     host_buffers = 12 * entries if pins.sums == "host" else 0  # float64 sums + float32 staging
     return {"rest": rest, "peak": peak, "above_rest": peak - rest, "host_buffers": host_buffers,
@@ -158,8 +148,9 @@ def encodec_parameters() -> int:
     """Parameters of an EnCodec of MusicGen's shape (built on the meta device: shapes only)."""
     import torch
     from audiocraft.models import builders
-    from musicgen_large import encodec_config
     from omegaconf import OmegaConf
+
+    from benchmarks.musicgen_large import encodec_config
 
     with torch.device("meta"):
         model = builders.get_compression_model(OmegaConf.create(encodec_config() | {"device": "meta"}))
@@ -167,38 +158,43 @@ def encodec_parameters() -> int:
 
 
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)], env=env,
-                          capture_output=True, text=True, check=False)
+    """One option (or the activations) in a fresh process, ``python -m benchmarks.bench_memory --child SPEC``."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    proc = run_module(__spec__, ["--child", json.dumps(spec)], env, capture_output=True)
     if proc.returncode != 0:
         raise SystemExit(f"error: the child for {spec} failed: {proc.stderr.strip().splitlines()[-1:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Measure and print the tables; the figures: ``measured`` per option, ``activations``, ``paper`` per shape."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_memory", description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--paper-only", action="store_true", help="only the activations and the figures on paper")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
-        return
-    from musicgen_large import LARGE, Shape, gib, paper_memory, summary
+        return {}
+    from benchmarks.musicgen_large import LARGE, Shape, paper_memory, summary
 
     mib = 2**20
+    figures: dict[str, Any] = {"measured": {}}
     if not args.paper_only:
         print(f"Measured on the CPU, random 48 x {args.width}, a song of {args.seconds:g} s, both methods "
               "(MiB above the RSS at rest):\n")
-        print("| option | peak above rest | host-side buffers | device-side part |\n|---|---:|---:|---:|")
+        header = ["option", "peak above rest", "host-side buffers", "device-side part"]
+        print("\n".join(md_table(header, [])))
         for label, overrides, batch in OPTIONS:
             r = run_child({"pins": overrides, "chunk_batch": batch, "width": args.width, "seconds": args.seconds})
-            print(f"| {label} | {r['above_rest'] / mib:,.0f} | {r['host_buffers'] / mib:,.0f} | "
-                  f"{(r['above_rest'] - r['host_buffers']) / mib:,.0f} |", flush=True)
+            figures["measured"][label] = r
+            cells = [label, f"{r['above_rest'] / mib:,.0f}", f"{r['host_buffers'] / mib:,.0f}",
+                     f"{(r['above_rest'] - r['host_buffers']) / mib:,.0f}"]
+            print(md_table(header, [cells])[-1], flush=True)
     small, width = int(args.width) // 2, int(args.width)
-    acts = run_child({"pins": {}, "chunk_batch": 1, "activations": [small, width]})
+    acts = figures["activations"] = run_child({"pins": {}, "chunk_batch": 1, "activations": [small, width]})
     per_layer = {w: {int(i): float(b) for i, b in acts[str(w)]["per_layer"].items()} for w in (small, width)}
     head = {w: float(acts[str(w)]["head"]) for w in (small, width)}
 
@@ -217,14 +213,16 @@ def main() -> None:
     print(f"EnCodec of MusicGen's shape: {encodec / 4:,.0f} parameters, {gib(encodec)} GiB.")
     cases = ((Shape(width=width, heads=max(1, width // 64), ffn=4 * width), per_layer[width], head[width], 0),
              (LARGE, large_layers, large_head, encodec))
+    figures["paper"] = {}
     for shape, layers, above, enc in cases:
-        rows = paper_memory(shape, layers, above, enc)
+        rows = figures["paper"][shape.width] = paper_memory(shape, layers, above, enc)
         print(f"\nOn paper, 48 x {shape.width} (GiB; model = fp32 weights of the LM"
               + (" and EnCodec" if enc else "") + "):\n")
-        print("| option | model | activations + gradients | float64 sums | peak on the device | host | "
-              "above the model (MiB) |\n|---|---:|---:|---:|---:|---:|---:|")
-        for line, r in zip(summary(rows), rows.values(), strict=True):
-            print(f"{line} {(r['work'] + r['sums']) / mib:,.0f} |")
+        body = [[*cells, f"{(r['work'] + r['sums']) / mib:,.0f}"]
+                for cells, r in zip(summary(rows), rows.values(), strict=True)]
+        print("\n".join(md_table(["option", "model", "activations + gradients", "float64 sums", "peak on the device",
+                                  "host", "above the model (MiB)"], body)))
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Benchmark: exact similarity search over synthetic catalogs of 10**3 to 10**6 songs.
 
-    python benchmarks/bench_search.py [--max 1000000] [--queries 32] [--repeats 5] [--stream-10m]
+    python -m benchmarks.bench_search [--max 1000000] [--queries 32] [--repeats 5] [--stream-10m]
                                       [--method v1|v2|both]
+
+(from the repository root, as every benchmark).
 
 For each catalog size it writes a store of random unit float32 signatures into a
 temporary folder under /tmp (deleted at the end), then, per channel, times
@@ -45,7 +47,7 @@ import statistics
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -280,8 +282,9 @@ def row_text(cells: list[str]) -> str:
     return "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> dict[str, list[list[str]]]:
+    """Run the benchmark and print its tables; their rows (cells): ``v1`` and ``v2``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_search", description=__doc__.splitlines()[0])
     parser.add_argument("--max", type=int, default=1_000_000, help="largest catalog (a power of 10, >= 1000)")
     parser.add_argument("--queries", type=int, default=32, help="queries in the batched call")
     parser.add_argument("--repeats", type=int, default=5, help="runs of a single query (the median is shown)")
@@ -291,7 +294,7 @@ def main() -> None:
     parser.add_argument("--tmp", default="/tmp")
     parser.add_argument("--method", choices=("v1", "v2", "both"), default="both",
                         help="v1: the v1 table; v2: v2 next to v1 (paired runs); both: both tables")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     env = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     try:
@@ -309,6 +312,7 @@ def main() -> None:
               f"{H2_TRIALS} log10 LRs ~ N(-2, 1) in {H2_UNITS} units; per query: LlrKey + top_by_key + "
               "attribute_channel; v1: top_and_threshold; v1 and v2 runs alternate")
 
+    cells: dict[str, list[list[str]]] = {"v1": [], "v2": []}
     tmp = Path(tempfile.mkdtemp(prefix="lumina-bench-search-", dir=args.tmp))
     try:
         check_direct_writer(tmp)
@@ -343,9 +347,11 @@ def main() -> None:
             for ch in channels:
                 c: Channel = "P" if ch == "P" else "M"
                 if args.method != "v2":
-                    print(row_text(bench_channel(path, c, n, q, tau, args)), flush=True)
+                    cells["v1"].append(bench_channel(path, c, n, q, tau, args))
+                    print(row_text(cells["v1"][-1]), flush=True)
                 if args.method != "v1":
-                    v2_rows.append(v2_text(bench_v2(path, c, n, q, tau, args)))
+                    cells["v2"].append(bench_v2(path, c, n, q, tau, args))
+                    v2_rows.append(v2_text(cells["v2"][-1]))
                     if args.method == "v2":
                         print(v2_rows[-1] if len(v2_rows) > 1 else f"{v2_head}\n{v2_rows[-1]}", flush=True)
             print(f"{'':>11}  (store written in {written:.1f} s, {path.stat().st_size / 2**20:,.0f} MiB)")
@@ -364,6 +370,7 @@ def main() -> None:
               "top_by_key); v2: v2 in all (+ attribute_channel); s/v1, v2/v1: ratios. attr: attribute_channel, "
               "one query, ms; db: its database_search alone, ms; pk1/pkB: v2's peak MiB streamed, 1 / batch; "
               "listed: songs of query 0 at or above report_at; extr: ms to make a cohort's first key")
+    return cells
 
 
 if __name__ == "__main__":

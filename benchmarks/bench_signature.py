@@ -1,6 +1,8 @@
 """Benchmark: seconds per minute of audio, split by stage, and what each signature method costs.
 
-    python benchmarks/bench_signature.py [--seconds 60] [--width 512] [--device cpu|cuda] [--threads 1]
+    python -m benchmarks.bench_signature [--seconds 60] [--width 512] [--device cpu|cuda] [--threads 1]
+
+(from the repository root, as every benchmark; ``make bench``).
 
 Stages: decode (read, hash, mix, resample), EnCodec (codes), forward+backward
 (teacher-forcing loss and the hooked gradients), accumulate (float64 sums over
@@ -24,11 +26,12 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from lumina_tools.invocation import reexec_pinned
 
 
 def build_wide(model: Any, width: int, device: Any, config: Any, heads: int | None = None) -> Any:
@@ -44,9 +47,7 @@ def build_wide(model: Any, width: int, device: Any, config: Any, heads: int | No
     from omegaconf import OmegaConf
 
     from lumina_audit.signature.model import NullTextConditioner, hook_tensors
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from make_tiny_checkpoint import lm_config
+    from scripts.make_tiny_checkpoint import lm_config
 
     cfg = lm_config()
     cfg["device"] = str(device)
@@ -146,14 +147,17 @@ def measure_sketch_cache(width: int) -> tuple[float, float, int]:
     from lumina_audit.signature.methods import gradproj as gp
 
     shapes = {0: 3 * width * width, 1: width * width, 4: 4 * width * width, 5: 4 * width * width}
-    gp.CACHE_BYTES = 1 << 40  # keep every table for the measurement
+    limit, gp.CACHE_BYTES = gp.CACHE_BYTES, 1 << 40  # keep every table for the measurement
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     held = 0
-    for layer in (*range(42, 48), *range(12, 18)):
-        for position, n in shapes.items():
-            tables = gp._tables(layer, position, n)
-            held += 0 if tables is None else tables[0].nbytes + tables[1].nbytes
+    try:
+        for layer in (*range(42, 48), *range(12, 18)):
+            for position, n in shapes.items():
+                tables = gp._tables(layer, position, n)
+                held += 0 if tables is None else tables[0].nbytes + tables[1].nbytes
+    finally:
+        gp.CACHE_BYTES = limit
     seconds = time.perf_counter() - t0
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     return seconds, grown, held
@@ -167,8 +171,10 @@ def sketch_cache_bytes(model: Any) -> int:
     return sum(2 * p.numel() for ch in ("P", "M") for k, p in enumerate(model.hooked[ch]) if k % 6 not in zero)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Measure, print the tables; the figures: ``rows`` (model, seconds by stage and method), ``cache``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_signature",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--device", default="cpu")
@@ -176,12 +182,13 @@ def main() -> None:
     parser.add_argument("--skip-full", action="store_true", help="skip the training-style backward")
     parser.add_argument("--cache-width", type=int, default=2048,
                         help="also build gradproj's cache for a 48 x WIDTH model and measure it (0: skip)")
-    args = parser.parse_args()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(args_list)
 
-    from lumina_audit.signature.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins
 
     pins = Pins(device=args.device, threads=args.threads)
-    reexec_if_needed(pins, sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
+    reexec_pinned(pins, args_list, __spec__)
 
     from lumina_audit._internal.quiet import silence_libraries
     from lumina_audit._internal.synth import SongSpec, render, write_wav
@@ -220,12 +227,15 @@ def main() -> None:
         print(f"{name:<30} {chunk:13.3f} {t['gradstats']:10.3f} {t['gradproj']:10.3f} "
               f"{t['gradproj, first song']:10.3f} {t['both']:8.3f} {t['gradproj'] / chunk:15.1%} "
               f"{t['both'] / t['gradstats']:15.2f}")
-    for name, model in models:
-        print(f"gradproj's cache of buckets and signs, {name}: {sketch_cache_bytes(model) / 2**20:.1f} MiB")
+    cache: dict[str, Any] = {"expected": {name: sketch_cache_bytes(model) for name, model in models}}
+    for name, nbytes in cache["expected"].items():
+        print(f"gradproj's cache of buckets and signs, {name}: {nbytes / 2**20:.1f} MiB")
     if args.cache_width:
         seconds, grown, held = measure_sketch_cache(args.cache_width)
+        cache["measured"] = {"width": args.cache_width, "seconds": seconds, "rss_growth_mib": grown, "held": held}
         print(f"gradproj's cache at 48 x {args.cache_width}, measured: {held / 2**30:.2f} GiB held "
               f"({held / 2:,.0f} entries), peak RSS +{grown:,.0f} MiB, built in {seconds:.1f} s (once per process)")
+    return {"rows": dict(rows), "cache": cache}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """MusicGen-Large on paper: its shape, the FLOPs the spec needs per chunk, fp32 peaks, and memory.
 
-No torch here: :mod:`gpu_check_steps` and :mod:`bench_memory` measure, this module counts.
+No torch here: :mod:`scripts.gpu_check_steps` and :mod:`benchmarks.bench_memory` measure, this module counts.
 
 **FLOPs** (``spec_flops``): 2 per multiply-add, matmuls only (elementwise work, norms,
 softmax, GELU, the cross-entropy and the float64 sums are not counted, so the achieved
@@ -37,8 +37,11 @@ trains a deep copy, the base stays), the copy's weights, the gradients and AdamW
 of the trained parameters, the activations autograd keeps for the backward (counted tensor by
 tensor from the shape: ``finetune_activations``; equal to a saved-tensor-hook count on random
 models of the family, ``tests/benchmarks/test_finetune_memory.py``), the logits alive beside
-them at the end of the forward, and the temporaries of the optimizer step. ``python
-benchmarks/musicgen_large.py`` prints the table for MusicGen-Large.
+them at the end of the forward, and the temporaries of the optimizer step.
+
+    python -m benchmarks.musicgen_large
+
+(from the repository root) prints the fine-tuning table for MusicGen-Large.
 """
 
 from __future__ import annotations
@@ -47,11 +50,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HBM_TBS", "HOOKED_LAYERS", "LARGE", "OPTIMIZER_BYTES_PER_PARAMETER", "PEAK_FP32_TFLOPS",
+from lumina_tools.markdown import gib, md_table
+
+__all__ = ["FINETUNE_HEADER", "HBM_TBS", "HOOKED_LAYERS", "LARGE", "OPTIMIZER_BYTES_PER_PARAMETER", "PEAK_FP32_TFLOPS",
            "SUSTAINED_TFLOPS", "Shape", "computed_peak_tflops", "encodec_config", "finetune_activations",
-           "finetune_flops", "finetune_memory", "finetune_seconds", "finetune_summary", "gib", "hooked_entries",
-           "layer_parameters", "lm_parameters", "paper_memory", "peak_fp32", "positions", "spec_flops", "summary",
-           "trained_parameters"]
+           "finetune_flops", "finetune_memory", "finetune_seconds", "finetune_summary", "hooked_entries",
+           "layer_parameters", "lm_parameters", "main", "paper_memory", "peak_fp32", "positions", "spec_flops",
+           "summary", "trained_parameters"]
 
 #: The hooked layers of both channels (spec section 4): P 42-47, M 12-17.
 HOOKED_LAYERS: tuple[int, ...] = (*range(12, 18), *range(42, 48))
@@ -78,11 +83,7 @@ LARGE = Shape(width=2048, heads=32, ffn=8192)
 def encodec_config(n_filters: int = 64, dimension: int = 128) -> dict[str, Any]:
     """An audiocraft config of MusicGen's 32 kHz EnCodec shape (SEANet 64 filters, 128 dimensions, ratios
     8 5 4 4, two LSTM layers, 4 codebooks of 2048), from the tiny checkpoint's own config."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from make_tiny_checkpoint import compression_config
+    from scripts.make_tiny_checkpoint import compression_config
 
     cfg = compression_config()
     cfg["seanet"].update(n_filters=n_filters, dimension=dimension)
@@ -196,15 +197,10 @@ def paper_memory(s: Shape, layer_activation: float | Mapping[int, float], head_a
     return rows
 
 
-def gib(n: float) -> str:
-    """``n`` bytes in GiB, two decimals."""
-    return f"{n / 2**30:.2f}"
-
-
-def summary(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """Markdown rows ``| option | model | activations+gradients | sums | peak | host |`` in GiB."""
-    return [f"| {k} | {gib(r['model'])} | {gib(r['work'])} | {gib(r['sums'])} | **{gib(r['peak'])}** | "
-            f"{gib(r['host'])} |" for k, r in rows.items()]
+def summary(rows: Mapping[str, Mapping[str, float]]) -> list[list[str]]:
+    """Table cells ``option, model, activations+gradients, sums, peak, host`` (GiB) of :func:`paper_memory`'s rows."""
+    return [[k, gib(r["model"]), gib(r["work"]), gib(r["sums"]), f"**{gib(r['peak'])}**", gib(r["host"])]
+            for k, r in rows.items()]
 
 
 # --- Fine-tuning (lumina_audit.customization.tuning.finetune) ---------------------------------------
@@ -365,10 +361,15 @@ def finetune_seconds(s: Shape, seq: int, layers: Iterable[int] | None = None, ba
     return {"compute": compute, "optimizer": optimizer, "total": compute + optimizer}
 
 
+#: The columns of :func:`finetune_summary`.
+FINETUNE_HEADER = ("parameters", "trained", "base LM", "copy", "gradients", "AdamW m, v", "activations + logits",
+                   "optimizer temporaries", "peak", "TFLOP/step", "s/step (est.)")
+
+
 def finetune_summary(s: Shape = LARGE, cases: Mapping[str, Iterable[int] | None] | None = None, batch: int = 1,
-                     frames: int = 500) -> list[str]:
-    """Markdown rows ``| parameters | trained | base | copy | gradients | AdamW | activations | optimizer
-    temporaries | peak | TFLOP per step | seconds per step |`` (GiB; the seconds an estimate)."""
+                     frames: int = 500) -> list[list[str]]:
+    """Table cells (:data:`FINETUNE_HEADER`): parameters, trained, base, copy, gradients, AdamW, activations,
+    optimizer temporaries, peak, TFLOP per step, seconds per step (GiB; the seconds an estimate)."""
     cases = cases if cases is not None else {"all": None, "layers 12-17, 42-47": HOOKED_LAYERS,
                                              "layers 42-47": range(42, 48)}
     rows = []
@@ -377,15 +378,18 @@ def finetune_summary(s: Shape = LARGE, cases: Mapping[str, Iterable[int] | None]
         m = finetune_memory(s, chosen, batch, frames)
         flops = finetune_flops(s, positions(frames), chosen, batch)["total"]
         sec = finetune_seconds(s, positions(frames), chosen, batch)
-        rows.append(f"| {label} | {trained_parameters(s, chosen) / 1e9:.2f} B | {gib(m['base'])} | "
-                    f"{gib(m['weights'])} | {gib(m['gradients'])} | {gib(m['adam'])} | "
-                    f"{gib(m['activations'] + m['logits'])} | {gib(m['optimizer'])} | **{gib(m['peak'])}** | "
-                    f"{flops / 1e12:.2f} | {sec['total']:.2f} |")
+        rows.append([label, f"{trained_parameters(s, chosen) / 1e9:.2f} B", gib(m["base"]), gib(m["weights"]),
+                     gib(m["gradients"]), gib(m["adam"]), gib(m["activations"] + m["logits"]), gib(m["optimizer"]),
+                     f"**{gib(m['peak'])}**", f"{flops / 1e12:.2f}", f"{sec['total']:.2f}"])
     return rows
 
 
+def main() -> list[str]:
+    """Print MusicGen-Large's fine-tuning table (:func:`finetune_summary`); its lines."""
+    lines = md_table(FINETUNE_HEADER, finetune_summary())
+    print("\n".join(lines))
+    return lines
+
+
 if __name__ == "__main__":
-    print("| parameters | trained | base LM | copy | gradients | AdamW m, v | activations + logits | "
-          "optimizer temporaries | peak | TFLOP/step | s/step (est.) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print("\n".join(finetune_summary()))
+    main()

@@ -61,7 +61,7 @@ EOF
 ok "import torch fails; find_spec is None for torch, torchaudio and audiocraft"
 
 # 4. evidence to verify: a small demo run in the full .venv
-run "demo run" "$TMP/demo.log" "$FULL" scripts/demo.py --work "$TMP/demo" --catalog 10 --controls 20 --seconds 3 4
+run "demo run" "$TMP/demo.log" "$FULL" -m scripts.demo --work "$TMP/demo" --catalog 10 --controls 20 --seconds 3 4
 ok "demo made a ledger, a proof and certificates in $(grep -oE 'Done in [0-9]+ s' "$TMP/demo.log" | cut -c9-)"
 
 # 5. the wheel's lumina-audit verifies them, from outside the source tree

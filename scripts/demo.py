@@ -14,6 +14,10 @@ ledger), an inclusion proof and the certificate verified offline; the calibratio
 the reports (``calibration show``, ``report show``), the validation figures side by side
 with v1's noise floor, and what the reports state.
 Each step is the command a user would type, printed before it runs.
+
+    python -m scripts.demo [--work DIR] [--catalog 30] [--controls 20] [--seconds MIN MAX] [--model NAME]
+
+(from the repository root, as every script; ``make demo``).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "work" / "demo"
+from lumina_tools import ROOT, files
+from lumina_tools.files import MODELS, read_digests
+
+WORK = files.WORK / "demo"
 MARKER = ".lumina-demo"
 CLI = [str(Path(sys.executable).with_name("lumina-audit"))]
 SEED = 422024
@@ -162,13 +168,13 @@ def findings(query: str) -> None:
 
 def main() -> None:
     global WORK
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=WORK, help="work folder, made afresh (default: work/demo)")
     parser.add_argument("--catalog", type=int, default=30, help="catalog songs (at least 4)")
     parser.add_argument("--controls", type=int, default=20, help="control tracks (at least 20)")
     parser.add_argument("--seconds", type=float, nargs=2, default=(20.0, 40.0), metavar=("MIN", "MAX"),
                         help="song lengths in seconds")
-    models = sorted(p.name for p in (ROOT / "lumina_audit/_data/golden/models").iterdir() if p.is_dir())
+    models = sorted(p.name for p in MODELS.iterdir() if p.is_dir())
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=models,
                         help=f"embedded checkpoint (default {DEFAULT_MODEL}; README, 'The demo's checkpoint')")
     args = parser.parse_args()
@@ -180,11 +186,11 @@ def main() -> None:
     started = time.monotonic()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    (WORK / MARKER).write_text("made by scripts/demo.py; the next demo run deletes this folder\n")
+    (WORK / MARKER).write_text("made by python -m scripts.demo; the next demo run deletes this folder\n")
     query = make_audio(args.catalog, args.controls, tuple(args.seconds))
-    lines = (ROOT / f"lumina_audit/_data/golden/models/{args.model}.sha256").read_text().splitlines()
-    digests = "".join(f"    {name}: {value}\n" for value, name in (line.split() for line in lines))
-    model = str(ROOT / f"lumina_audit/_data/golden/models/{args.model}")
+    model_dir = MODELS / args.model
+    digests = "".join(f"    {name}: {value}\n" for name, value in read_digests(model_dir)[1].items())
+    model = str(model_dir)
     for name, template, fill in MANIFESTS:
         text = (ROOT / f"manifests/demo/{template}.yaml").read_text()
         for key, value in {**fill, "model": model}.items():

@@ -1,7 +1,9 @@
 """The GPU check: one command that proves the CUDA path and measures MusicGen-Large's shape (under 8 minutes).
 
-    python scripts/gpu_check.py --out DIR              # on a machine with a CUDA GPU
-    python scripts/gpu_check.py --out DIR --dry-run    # the same steps on the CPU, small sizes
+    python -m scripts.gpu_check --out DIR              # on a machine with a CUDA GPU
+    python -m scripts.gpu_check --out DIR --dry-run    # the same steps on the CPU, small sizes
+
+(from the repository root, as every script).
 
 Needs Python 3.11 with torch built for CUDA (2.11.0: the golden vectors' version), torchaudio,
 audiocraft 1.3.0 (installed without its stale pins), numpy, soundfile, rfc8785 and omegaconf,
@@ -13,7 +15,7 @@ are the committed tiny checkpoint and random models built on the device.
 
 It runs under the numerical pins (``device: cuda``, deterministic algorithms, no TF32),
 prints progress, and writes ``DIR/gpu-check.json`` and ``DIR/gpu-check.md`` (and the test
-step's log ``DIR/pytest-gpu.log``). Steps (``gpu_check_steps.py``; each is recorded with its
+step's log ``DIR/pytest-gpu.log``). Steps (``scripts/gpu_check_steps.py``; each is recorded with its
 seconds and, if it fails, its error; a failed step does not stop the others, and the exit
 status is then 1):
 
@@ -60,8 +62,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "benchmarks")]
+from lumina_tools import ROOT
+from lumina_tools.invocation import reexec_pinned, run_module
 
 __all__ = ["FORMAT", "REQUIRED", "main", "missing_packages"]
 
@@ -91,21 +93,19 @@ def _refuse(message: str) -> None:
 
 def _run_child(out: Path, dry: bool, steps: list[str], deadline: float) -> None:
     """Run the device steps in one child process; each writes ``out/steps/NAME.json`` as it ends."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--out", str(out), "--child", ",".join(steps),
-               "--deadline", repr(deadline)] + (["--dry-run"] if dry else [])
+    args = ["--out", str(out.resolve()), "--child", ",".join(steps), "--deadline", repr(deadline)]
     timeout = max(1.0, deadline - time.time() + 15.0)
     try:
-        subprocess.run(command, env=os.environ, check=False, timeout=timeout)
+        run_module(__spec__, args + (["--dry-run"] if dry else []), timeout=timeout)
     except subprocess.TimeoutExpired:
         print("gpu-check: the device steps ran out of time", flush=True)
 
 
 def _child(out: Path, dry: bool, names: list[str], deadline: float) -> None:
-    from gpu_check_context import DRY, REAL, Context
-    from gpu_check_steps import STEPS
-
     from lumina_audit._internal.quiet import silence_libraries
     from lumina_audit.signature.pins import Pins
+    from scripts.gpu_check_context import DRY, REAL, Context
+    from scripts.gpu_check_steps import STEPS
 
     silence_libraries()
     ctx = Context(Pins(device="cpu" if dry else "cuda"), DRY if dry else REAL)
@@ -156,21 +156,22 @@ def _pytest(out: Path, deadline: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for gpu-check.json and gpu-check.md")
     parser.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, tiny sizes")
     parser.add_argument("--budget-s", type=float, default=420.0, help="seconds the whole check may take")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(args_list)
     missing = missing_packages(REQUIRED)
     if missing:
         _refuse(f"missing Python package(s) {', '.join(missing)}; install the project's locked requirements "
                 "(see this script's docstring)")
-    from lumina_audit.signature.pins import Pins, reexec_if_needed
+    from lumina_audit.signature.pins import Pins
 
     pins = Pins(device="cpu" if args.dry_run else "cuda")
-    reexec_if_needed(pins, sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
+    reexec_pinned(pins, args_list, __spec__)
     if args.child is not None:
         _child(args.out, args.dry_run, args.child.split(","), args.deadline or time.time() + args.budget_s)
         return
@@ -188,8 +189,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def main_run(out: Path, dry: bool, budget: float) -> None:
-    from gpu_check_report import write_reports
-    from gpu_check_steps import STEPS
+    from scripts.gpu_check_report import write_reports
+    from scripts.gpu_check_steps import STEPS
 
     started, t0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
     deadline = time.time() + budget

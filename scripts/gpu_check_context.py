@@ -1,4 +1,4 @@
-"""What the steps of ``scripts/gpu_check.py`` share: the sizes of a run and a lazily built context.
+"""What the steps of ``scripts.gpu_check`` share: the sizes of a run and a lazily built context.
 
 The context builds the session on the committed tiny checkpoint, the random MusicGen-Large-
 shaped model and the songs on first use, and keeps a failure to build as well, so that any step
@@ -7,8 +7,6 @@ can run after any other failed.
 
 from __future__ import annotations
 
-import gc
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,8 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "scripts")]
+from lumina_tools.environment import proc_status, reset_rss_peak
 
 __all__ = ["DRY", "REAL", "Context", "Sizes", "status"]
 
@@ -105,7 +102,7 @@ class Context:
 
     def large(self) -> Any:
         def make() -> Any:
-            from bench_signature import build_wide
+            from benchmarks.bench_signature import build_wide
 
             _, session = self.session()
             t0 = time.perf_counter()
@@ -118,8 +115,9 @@ class Context:
     def _encodec(self, device: Any) -> Any:
         """A random EnCodec of MusicGen's 32 kHz shape (or the dry run's), its codebooks filled with random codes."""
         from audiocraft.models import builders
-        from musicgen_large import encodec_config
         from omegaconf import OmegaConf
+
+        from benchmarks.musicgen_large import encodec_config
 
         cfg = encodec_config(self.sizes.encodec_filters, self.sizes.encodec_dimension)
         cfg["device"] = str(device)
@@ -137,13 +135,11 @@ class Context:
         return model
 
     def peak_reset(self) -> tuple[int, int]:
-        """Reset the peak-memory counters (device, and the host's RSS high-water mark); the bytes in use now."""
-        gc.collect()
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass  # not Linux, or not allowed: the host figure is then the process's peak so far
-        host = status("VmRSS")
+        """Reset the peak-memory counters (device, and the host's RSS high-water mark); the bytes in use now.
+
+        Where the host's mark cannot be reset (not Linux, not allowed), the host figure is the process's peak so far.
+        """
+        host = reset_rss_peak(strict=False)
         if self.cuda:
             self.torch.cuda.empty_cache()
             self.torch.cuda.reset_peak_memory_stats()
@@ -161,7 +157,5 @@ class Context:
 
 
 def status(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """A ``/proc/self/status`` figure in bytes (``VmRSS``, ``VmHWM``), 0 where there is none."""
+    return proc_status(key, default=0)

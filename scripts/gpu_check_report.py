@@ -1,4 +1,4 @@
-"""The reports of ``scripts/gpu_check.py``: ``gpu-check.json`` (everything) and ``gpu-check.md`` (for people)."""
+"""The reports of ``scripts.gpu_check``: ``gpu-check.json`` (everything) and ``gpu-check.md`` (for people)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from lumina_tools.markdown import md_table
 
 __all__ = ["markdown", "write_reports"]
 
@@ -46,7 +48,7 @@ def _environment(doc: dict[str, Any]) -> list[str]:
             ("cuDNN", gpu.get("cudnn", "-")), ("CPU", env.get("cpu", {}).get("model", "-")),
             ("Python, torch, torchaudio, audiocraft, numpy", ", ".join(
                 str(versions.get(k, "-")) for k in ("python", "torch", "torchaudio", "audiocraft", "numpy")))]
-    lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+    lines = md_table(["", ""], [[k, v] for k, v in rows], "ll")
     lines += ["", f"Pins in force: `{json.dumps(env.get('pins', {}), sort_keys=True)}`"]
     return lines
 
@@ -57,14 +59,12 @@ def _golden(doc: dict[str, Any]) -> list[str]:
     if g is not None:
         lines += [f"Each clip twice on `{g['device']}`, both methods: bitwise repeatable "
                   f"{_yes(g['all_repeats_bitwise_equal'])}; equal to the CPU golden vectors: "
-                  f"{'yes' if g['all_equal_to_cpu_golden'] else 'no (expected on CUDA)'}.", "",
-                  "| clip | method | repeat bitwise | = CPU golden | raw P entries differing | raw P rel. L2 | "
-                  "raw M rel. L2 | cos P | cos M |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
-        for c in g["clips"]:
-            v = c["vs_cpu_golden"]
-            lines.append(f"| {c['clip']} | {c['method']} | {_yes(c['repeat_bitwise_equal'])} | "
-                         f"{'yes' if v['bitwise_equal'] else 'no'} | {v['raw_p_differing']} | "
-                         f"{_f(v['raw_p_rel_l2'])} | {_f(v['raw_m_rel_l2'])} | {v['cos_p']:.6f} | {v['cos_m']:.6f} |")
+                  f"{'yes' if g['all_equal_to_cpu_golden'] else 'no (expected on CUDA)'}.", ""]
+        body = [[c["clip"], c["method"], _yes(c["repeat_bitwise_equal"]), "yes" if v["bitwise_equal"] else "no",
+                 str(v["raw_p_differing"]), _f(v["raw_p_rel_l2"]), _f(v["raw_m_rel_l2"]), f"{v['cos_p']:.6f}",
+                 f"{v['cos_m']:.6f}"] for c in g["clips"] for v in [c["vs_cpu_golden"]]]
+        lines += md_table(["clip", "method", "repeat bitwise", "= CPU golden", "raw P entries differing",
+                           "raw P rel. L2", "raw M rel. L2", "cos P", "cos M"], body, "llllrrrrr")
     o = _result(doc, "golden_options")
     if o is not None:
         options = list(dict.fromkeys(r["option"] for r in o["rows"]))
@@ -74,12 +74,10 @@ def _golden(doc: dict[str, Any]) -> list[str]:
     b = _result(doc, "golden_batch")
     if b is not None:
         lines += ["", f"`chunk_batch` {b['chunk_batch']} on a {b['chunks']}-chunk song (tiny checkpoint): another "
-                  f"signature space {_yes(b['space_digests_differ'])}; against unbatched:", "",
-                  "| method | bitwise | raw P rel. L2 | raw M rel. L2 | cos P | cos M |",
-                  "|---|---|---:|---:|---:|---:|"]
-        for m, v in b["methods"].items():
-            lines.append(f"| {m} | {'yes' if v['bitwise_equal'] else 'no'} | {_f(v['raw_p_rel_l2'])} | "
-                         f"{_f(v['raw_m_rel_l2'])} | {v['cos_p']:.9f} | {v['cos_m']:.9f} |")
+                  f"signature space {_yes(b['space_digests_differ'])}; against unbatched:", ""]
+        lines += md_table(["method", "bitwise", "raw P rel. L2", "raw M rel. L2", "cos P", "cos M"],
+                          [[m, "yes" if v["bitwise_equal"] else "no", _f(v["raw_p_rel_l2"]), _f(v["raw_m_rel_l2"]),
+                            f"{v['cos_p']:.9f}", f"{v['cos_m']:.9f}"] for m, v in b["methods"].items()], "llrrrr")
     return lines or ["(the golden steps failed)"]
 
 
@@ -98,13 +96,13 @@ def _large(doc: dict[str, Any]) -> list[str]:
                   f"positions; counting: `benchmarks/musicgen_large.py`): forward {f['forward']} T, backward "
                   f"{f['backward']} T, total {f['total']} T; FlopCounterMode counted "
                   f"{_f(fl['counted_flops'], '.3f', 1e12)} T ({fl['counted_over_formula']:.4f} of the formula).", "",
-                  "| LM forward+backward per chunk | achieved | fp32 peak | of peak | measured fp32 matmul "
-                  "| of matmul |",
-                  "|---:|---:|---:|---:|---:|---:|",
-                  f"| {fl['lm_seconds_per_chunk']:.3f} s | {fl['achieved_tflops']:.3g} TFLOPS | "
-                  f"{_f(fl['peak_fp32_tflops'], '.1f')} TFLOPS ({fl['peak_source']}) | "
-                  f"{_f(fl['fraction_of_peak'], '.1%')} | {fl['matmul_tflops']:.3g} TFLOPS ({fl['matmul_size']}^2) | "
-                  f"{fl['fraction_of_matmul']:.1%} |"]
+                  *md_table(["LM forward+backward per chunk", "achieved", "fp32 peak", "of peak",
+                             "measured fp32 matmul", "of matmul"],
+                            [[f"{fl['lm_seconds_per_chunk']:.3f} s", f"{fl['achieved_tflops']:.3g} TFLOPS",
+                              f"{_f(fl['peak_fp32_tflops'], '.1f')} TFLOPS ({fl['peak_source']})",
+                              _f(fl["fraction_of_peak"], ".1%"),
+                              f"{fl['matmul_tflops']:.3g} TFLOPS ({fl['matmul_size']}^2)",
+                              f"{fl['fraction_of_matmul']:.1%}"]], "rrrrrr")]
     me = _result(doc, "large_methods")
     if me is not None:
         t = me["seconds"]
@@ -114,19 +112,20 @@ def _large(doc: dict[str, Any]) -> list[str]:
                   f"gradproj's cache {_f(me['cache_bytes'], '.2f', _GIB)} GiB."]
     songs = [(n, _result(doc, n)) for n in doc["steps"] if n.startswith("large_song_")]
     if any(r for _, r in songs):
-        lines += ["", "| run | seconds per chunk | seconds per song | averages + methods | peak memory | "
-                  "above the model | host RSS above rest | measured by |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+        body = []
         for name, r in songs:
             if r is None:
-                lines.append(f"| {name} | failed | | | | | | |")
+                body.append([name, "failed", *[""] * 6])
                 continue
             label = r["pins"] if isinstance(r["pins"], str) else ", ".join(f"{k}={v}" for k, v in r["pins"].items())
             label += f", chunk_batch {r['chunk_batch']}" if r["chunk_batch"] != 1 else ""
-            lines.append(f"| {label} | {r['seconds_per_chunk']:.3f} | {r['seconds_per_song']:.1f} "
-                         f"({r['chunks']} chunks, {r['song_seconds']:g} s) | "
-                         f"{r['averages_and_methods_seconds']:.1f} | {_f(r['peak_bytes'], '.2f', _GIB)} GiB | "
-                         f"{_f(r['peak_above_rest_bytes'], '.3g', _GIB)} GiB | "
-                         f"{_f(r['host_peak_above_rest_bytes'], '.3g', _GIB)} GiB | {r['peak_source']} |")
+            body.append([label, f"{r['seconds_per_chunk']:.3f}",
+                         f"{r['seconds_per_song']:.1f} ({r['chunks']} chunks, {r['song_seconds']:g} s)",
+                         f"{r['averages_and_methods_seconds']:.1f}", f"{_f(r['peak_bytes'], '.2f', _GIB)} GiB",
+                         f"{_f(r['peak_above_rest_bytes'], '.3g', _GIB)} GiB",
+                         f"{_f(r['host_peak_above_rest_bytes'], '.3g', _GIB)} GiB", r["peak_source"]])
+        lines += ["", *md_table(["run", "seconds per chunk", "seconds per song", "averages + methods", "peak memory",
+                                 "above the model", "host RSS above rest", "measured by"], body, "lrrrrrrl")]
     return lines or ["(the large-model steps failed)"]
 
 
@@ -149,23 +148,22 @@ def _finetune(doc: dict[str, Any]) -> list[str]:
     lines = [f"`lumina_audit.customization.tuning.finetune` (AdamW, its defaults) on random codes of one chunk "
              f"({first['frames']} frames): one warm-up step, then {first['steps'] - 1} timed. On paper: "
              f"`benchmarks/musicgen_large.py` (memory above the model at rest; seconds at {first['paper_assumes']}).",
-             "", "| parameters | trained | fits | peak above rest | on paper | measured / paper | seconds per step "
-             "| on paper | achieved TFLOPS | losses | measured by |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
+             ""]
+    body = []
     for name, r in runs:
         if r is None:
-            lines.append(f"| {name} | failed | | | | | | | | | |")
+            body.append([name, "failed", *[""] * 9])
             continue
         label = "all" if r["parameters"] == "all" else "layers " + _ranges(r["parameters"]["layers"])
         fits = "yes" if r["fits"] else f"**no** ({r['error']})".replace("|", "/")
         losses = ", ".join(f"{v:.3f}" for v in r["losses"]) or "-"
-        lines.append(f"| {label} | {r['trained_parameters']:,} | {fits} | "
-                     f"{_f(r['peak_above_rest_bytes'], '.2f', _GIB)} GiB | "
-                     f"{_f(r['paper_above_rest_bytes'], '.2f', _GIB)} GiB | {_f(r['measured_over_paper'], '.3f')} | "
-                     f"{_f(r['seconds_per_step'], '.3f')} s | "
-                     f"{r['paper_seconds_per_step']:.3f} s | {_f(r['achieved_tflops'], '.3g')} | {losses} | "
-                     f"{r['peak_source']} |")
-    return lines
+        body.append([label, f"{r['trained_parameters']:,}", fits, f"{_f(r['peak_above_rest_bytes'], '.2f', _GIB)} GiB",
+                     f"{_f(r['paper_above_rest_bytes'], '.2f', _GIB)} GiB", _f(r["measured_over_paper"], ".3f"),
+                     f"{_f(r['seconds_per_step'], '.3f')} s", f"{r['paper_seconds_per_step']:.3f} s",
+                     _f(r["achieved_tflops"], ".3g"), losses, r["peak_source"]])
+    return lines + md_table(["parameters", "trained", "fits", "peak above rest", "on paper", "measured / paper",
+                             "seconds per step", "on paper", "achieved TFLOPS", "losses", "measured by"], body,
+                            "lrlrrrrrrll")
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -181,10 +179,9 @@ def markdown(doc: dict[str, Any]) -> str:
              + ("All steps passed." if not failed else f"**Failed: {', '.join(failed)}.**"), ""]
     for title, render in sections:
         lines += [f"## {title}", "", *render(doc), ""]
-    lines += ["## Steps", "", "| step | ok | seconds | error |", "|---|---|---:|---|"]
-    for step, r in doc["steps"].items():
-        error = (r.get("error") or "").replace("|", "/").replace("\n", " ")[:300]
-        lines.append(f"| {step} | {_yes(r['ok'])} | {r['seconds']:.1f} | {error} |")
+    steps = [[step, _yes(r["ok"]), f"{r['seconds']:.1f}",
+              (r.get("error") or "").replace("|", "/").replace("\n", " ")[:300]] for step, r in doc["steps"].items()]
+    lines += ["## Steps", "", *md_table(["step", "ok", "seconds", "error"], steps, "llrl")]
     pytest = (doc["steps"].get("pytest_gpu") or {}).get("result") or {}
     lines += ["", f"`{pytest.get('command', 'pytest')}`: {pytest.get('summary', '-')}", ""]
     return "\n".join(lines)

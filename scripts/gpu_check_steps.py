@@ -1,7 +1,7 @@
-"""The steps of ``scripts/gpu_check.py`` that run on the device, in one child process under the pins.
+"""The steps of ``scripts.gpu_check`` that run on the device, in one child process under the pins.
 
-Each step is a function of a :class:`~gpu_check_context.Context` returning a JSON-able dict
-(what the steps share, and the sizes of the real and the dry run: :mod:`gpu_check_context`).
+Each step is a function of a :class:`~scripts.gpu_check_context.Context` returning a JSON-able dict
+(what the steps share, and the sizes of the real and the dry run: :mod:`scripts.gpu_check_context`).
 The memory pins (``sums``, ``gradients``) have no environment or global torch state, so one
 process computes every variant by passing other ``Pins`` to ``signatures_of_audio``.
 
@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import gc
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "scripts")]
-
-from gpu_check_context import Context, status  # noqa: E402
-from musicgen_large import HOOKED_LAYERS  # noqa: E402
+from benchmarks.musicgen_large import HOOKED_LAYERS
+from scripts.gpu_check_context import Context, status
 
 __all__ = ["FINETUNE_STEPS", "OPTIONS", "STEPS"]
 
@@ -136,9 +131,9 @@ def _codes(ctx: Context, model: Any) -> Any:
 
 
 def step_large_flops(ctx: Context) -> dict[str, Any]:
-    from musicgen_large import Shape, peak_fp32, spec_flops
     from torch.utils.flop_counter import FlopCounterMode
 
+    from benchmarks.musicgen_large import Shape, peak_fp32, spec_flops
     from lumina_audit.signature.gradients import codes_loss
     from lumina_audit.signature.pins import sdpa_context
 
@@ -202,8 +197,7 @@ def _peak(ctx: Context, lookup: Callable[..., tuple[float | None, str]]) -> tupl
 
 
 def step_large_methods(ctx: Context) -> dict[str, Any]:
-    from bench_signature import sketch_cache_bytes, summaries
-
+    from benchmarks.bench_signature import sketch_cache_bytes, summaries
     from lumina_audit.signature.methods import gradproj as gp
 
     torch = ctx.torch
@@ -275,21 +269,21 @@ def _profiled(run: Callable[[], Any]) -> tuple[Any, int]:
 def _finetune(ctx: Context, layers: tuple[int, ...] | None) -> dict[str, Any]:
     """``finetune`` of the random large LM on random codes of one chunk: peak memory and seconds per step,
     each beside its paper figure (``benchmarks/musicgen_large.py``)."""
-    from musicgen_large import (
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from benchmarks.musicgen_large import (
         HBM_TBS,
         SUSTAINED_TFLOPS,
         Shape,
         finetune_flops,
         finetune_memory,
         finetune_seconds,
-        gib,
         positions,
         trained_parameters,
     )
-    from torch.optim.optimizer import register_optimizer_step_post_hook
-
     from lumina_audit.customization.settings import FineTune
     from lumina_audit.customization.tuning import finetune
+    from lumina_tools.markdown import gib
 
     torch = ctx.torch
     model, _ = ctx.large()

@@ -1,11 +1,11 @@
 """Make the golden clips and (with --vectors) their expected signatures.
 
-    python scripts/make_golden.py            # write golden/clips/*
-    python scripts/make_golden.py --vectors  # compute and write golden/golden.json (the random tiny checkpoint)
-    python scripts/make_golden.py --vectors --model tiny-musicgen-trained
+    python -m scripts.make_golden            # write golden/clips/*
+    python -m scripts.make_golden --vectors  # compute and write golden/golden.json (the random tiny checkpoint)
+    python -m scripts.make_golden --vectors --model tiny-musicgen-trained
                                              # golden/golden-tiny-musicgen-trained.json for another checkpoint
 
-where golden/ is the package data folder lumina_audit/_data/golden/ (shipped in the wheel).
+from the repository root, where golden/ is the package data folder lumina_audit/_data/golden/ (shipped in the wheel).
 
 Run once, review, commit. From then on ``lumina-audit golden check`` and the
 tests compare against golden.json bit for bit; never regenerate it to make a
@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import soundfile
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "lumina_audit" / "_data" / "golden"
+from lumina_tools.files import GOLDEN, MODELS, write_digests
+from lumina_tools.invocation import reexec_pinned
+
 SEED = 422024
 
 #: file name -> (seed offset, seconds, rate, channels, bits or "float"); what each exercises.
@@ -59,7 +59,7 @@ def write_vectors(model_name: str = "tiny-musicgen") -> None:
     from lumina_audit.signature.session import Session
 
     silence_libraries()
-    model = GOLDEN / "models" / model_name
+    model = MODELS / model_name
     digests = sha256_model_files(model)
     session = Session.open(model, digests, Pins())  # every method, gradproj first
     files = sorted((GOLDEN / "clips").iterdir())
@@ -67,16 +67,15 @@ def write_vectors(model_name: str = "tiny-musicgen") -> None:
     spaces = {name: space.digest for name, space in session.spaces.items()}
     name = "golden.json" if model_name == "tiny-musicgen" else f"golden-{model_name}.json"
     golden.write(GOLDEN, f"models/{model_name}", digests, spaces, session.pins, session.environment(), results, name)
-    (GOLDEN / "models" / f"{model_name}.sha256").write_text(
-        "".join(f"{v}  {k}\n" for k, v in digests.items()), encoding="utf-8")
+    write_digests(model, digests)
     print(json.dumps({file: next(iter(by_method.values())).chunks for file, by_method in results}))
 
 
 if __name__ == "__main__":
     if "--vectors" in sys.argv[1:]:
-        from lumina_audit.signature.pins import Pins, reexec_if_needed
+        from lumina_audit.signature.pins import Pins
 
-        reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
+        reexec_pinned(Pins(), sys.argv[1:], __spec__)
         args = sys.argv[1:]
         write_vectors(args[args.index("--model") + 1] if "--model" in args else "tiny-musicgen")
     else:

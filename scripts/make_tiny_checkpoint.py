@@ -10,17 +10,18 @@ The RVQ codebooks are not left random (a random codebook maps every frame to
 one code): stage k is filled with 2048 distinct residual frames of the
 encoder's output on synthetic music, sampled with the seed.
 
-Usage: python scripts/make_tiny_checkpoint.py [OUT_DIR]
+Usage (from the repository root): python -m scripts.make_tiny_checkpoint [OUT_DIR]
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+from lumina_tools.files import RANDOM, file_sha256
 
 SEED = 422024
 SONGS = 24
@@ -124,10 +125,9 @@ def main(out: Path) -> None:
         pkg = {"best_state": model.state_dict(), "xp.cfg": OmegaConf.to_yaml(cfg),
                "version": audiocraft.__version__, "exported": True}
         torch.save(pkg, out / name)
-    digests = {n: hashlib.sha256((out / n).read_bytes()).hexdigest()
-               for n in ("state_dict.bin", "compression_state_dict.bin")}
+    digests = {n: file_sha256(out / n) for n in ("state_dict.bin", "compression_state_dict.bin")}
     print(json.dumps(digests, indent=2))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("lumina_audit/_data/golden/models/tiny-musicgen"))
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else RANDOM)

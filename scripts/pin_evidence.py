@@ -5,7 +5,9 @@ under exactly that pinned environment, computes the golden clips' signatures
 and prints a digest of all their bits. Variants that print the same digest
 produced identical bits.
 
-    python scripts/pin_evidence.py [--clips N]
+    python -m scripts.pin_evidence [--clips N]
+
+(from the repository root, as every script).
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from lumina_tools.files import GOLDEN
+from lumina_tools.invocation import run_module
 
 
 def variants() -> dict[str, dict[str, object]]:
@@ -46,7 +47,7 @@ def child(pins_json: str, clips: int) -> None:
 
     silence_libraries()
     pins = Pins(**json.loads(pins_json))
-    gf = golden.read(ROOT / "lumina_audit" / "_data" / "golden")
+    gf = golden.read(GOLDEN)
     session = Session.open(gf.model_dir, gf.digests, pins)
     h = hashlib.sha256()
     for path, exp in gf.expected[:clips]:
@@ -67,8 +68,7 @@ def main() -> None:
     for name, change in variants().items():
         pins = replace(base, **change)  # type: ignore[arg-type]
         env = pinned_environ(pins, os.environ)
-        out = subprocess.run([sys.executable, __file__, "--child", json.dumps(pins.as_json()), str(clips)],
-                             env=env, capture_output=True, text=True, check=False)
+        out = run_module(__spec__, ["--child", json.dumps(pins.as_json()), str(clips)], env, capture_output=True)
         line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
         print(f"{name:<58} {line}", flush=True)
 

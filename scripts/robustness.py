@@ -6,7 +6,9 @@ signature similarity, per channel and per signature method (both from one pass);
 unrelated queries are counted above the calibrated threshold (attribution-v1:
 tau = mu + 3 sigma over controls x catalog).
 
-    python scripts/robustness.py [--catalog 12] [--controls 10] [--seconds 6]
+    python -m scripts.robustness [--catalog 12] [--controls 10] [--seconds 6]
+
+(from the repository root, as every script).
 
 Prints a Markdown table. On a random tiny model the figures carry no musical meaning:
 they show the mechanics and how far this model is from a useful one.
@@ -17,10 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from lumina_tools.invocation import reexec_pinned
+from lumina_tools.markdown import md_table
 
 RATE = 32000
 
@@ -96,20 +102,20 @@ def measure(session: Any, n_catalog: int, n_controls: int, seconds: float) -> li
 
 
 def table(rows: list[tuple[str, str, str, str]]) -> str:
-    lines = ["| case | method | P (composition) | M (production) |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    return "\n".join(lines)
+    """The Markdown table of :func:`measure`'s rows."""
+    return "\n".join(md_table(["case", "method", "P (composition)", "M (production)"], rows, "llll"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m scripts.robustness", description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=int, default=12)
     parser.add_argument("--controls", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=6.0)
-    args = parser.parse_args()
-    from lumina_audit.signature.pins import Pins, reexec_if_needed
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(args_list)
+    from lumina_audit.signature.pins import Pins
 
-    reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
+    reexec_pinned(Pins(), args_list, __spec__)
     from lumina_audit._internal.quiet import silence_libraries
     from lumina_audit.signature import golden
     from lumina_audit.signature.session import Session

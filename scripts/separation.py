@@ -9,7 +9,9 @@ pins, and prints, per signature method (both from one pass) and channel, mu, sig
 (1 - mu) / sigma, the largest unrelated similarity and, for gradstats, the share of each
 statistic in the signatures' squared norm.
 
-    python scripts/separation.py [--widths 32 64 128] [--scales 1 3] [--songs 16]
+    python -m scripts.separation [--widths 32 64 128] [--scales 1 3] [--songs 16]
+
+(from the repository root, as every script).
 
 Each variant takes about a minute per 16 songs of 10 s on one CPU thread.
 """
@@ -21,12 +23,15 @@ import contextlib
 import io
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from lumina_tools.invocation import reexec_pinned
+from lumina_tools.markdown import md_table
+
 STATS = ("mean", "std", "l2", "max", "min", "skew")
 
 
@@ -34,8 +39,7 @@ def build(out: Path, width: int, scale: float) -> None:
     """A tiny checkpoint of ``width`` with every LM projection weight multiplied by ``scale``."""
     import torch
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import make_tiny_checkpoint as mtc
+    import scripts.make_tiny_checkpoint as mtc
 
     base = mtc.lm_config
 
@@ -58,8 +62,8 @@ def build(out: Path, width: int, scale: float) -> None:
         torch.save(pkg, out / "state_dict.bin")
 
 
-def measure(model_dir: Path, songs: int) -> list[str]:
-    """Rows ``method | channel | mu | sigma | tau | (1 - mu) / sigma | max unrelated | shares`` of both methods."""
+def measure(model_dir: Path, songs: int) -> list[list[str]]:
+    """Cells ``method, channel, mu, sigma, tau, (1 - mu) / sigma, max unrelated, shares`` of both methods."""
     from lumina_audit._internal.synth import SongSpec, render, write_wav
     from lumina_audit.signature.model import sha256_model_files
     from lumina_audit.signature.pins import Pins
@@ -83,33 +87,37 @@ def measure(model_dir: Path, songs: int) -> list[str]:
                 raw = np.array([getattr(s[method], f"raw_{ch}") for s in sigs]).reshape(songs, 6, 6, 6)
                 energy = ((raw**2).sum(axis=(1, 2)) / (raw**2).sum(axis=(1, 2, 3))[:, None]).mean(axis=0)
                 shares = ", ".join(f"{n} {e:.0%}" for n, e in zip(STATS, energy, strict=True) if e >= 0.005)
-            rows.append(f"{method} | {ch.upper()} | {mu:.3f} | {sigma:.3f} | {mu + 3 * sigma:.3f} | "
-                        f"{(1 - mu) / sigma:.2f} | {sims.max():.3f} | {shares}")
+            rows.append([method, ch.upper(), f"{mu:.3f}", f"{sigma:.3f}", f"{mu + 3 * sigma:.3f}",
+                         f"{(1 - mu) / sigma:.2f}", f"{sims.max():.3f}", shares])
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+HEADER = ("model", "method", "channel", "mu", "sigma", "tau (k=3)", "(1 - mu) / sigma", "max unrelated",
+          "squared-norm share (gradstats)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m scripts.separation", description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--songs", type=int, default=16)
-    args = parser.parse_args()
-    from lumina_audit.signature.pins import Pins, reexec_if_needed
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(args_list)
+    from lumina_audit.signature.pins import Pins
 
-    reexec_if_needed(Pins(), sys.argv[1:], entry=(sys.executable, str(Path(__file__).resolve())))
+    reexec_pinned(Pins(), args_list, __spec__)
     from lumina_audit._internal.quiet import silence_libraries
 
     silence_libraries()
-    print("| model | method | channel | mu | sigma | tau (k=3) | (1 - mu) / sigma | max unrelated "
-          "| squared-norm share (gradstats) |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---|")
+    align = "lllrrrrrl"
+    print("\n".join(md_table(HEADER, [], align)))
     with tempfile.TemporaryDirectory() as tmp:
         for width in args.widths:
             for scale in args.scales:
                 out = Path(tmp) / f"w{width}-x{scale:g}"
                 build(out, width, scale)
-                for row in measure(out, args.songs):
-                    print(f"| width {width}, weights x{scale:g} | {row} |", flush=True)
+                for cells in measure(out, args.songs):
+                    print(md_table(HEADER, [[f"width {width}, weights x{scale:g}", *cells]], align)[-1], flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Writes ``state_dict.bin``, ``compression_state_dict.bin``, ``NOTICE``, ``TRAININ
 ``training-log.json`` into OUT_DIR and ``OUT_DIR.sha256`` beside it. Rendered audio never leaves a
 temporary folder; the codes are cached under ``--work`` (git-ignored).
 
-Usage: python scripts/train_tiny.py [--out OUT_DIR] [--work WORK_DIR] [--time-steps N]
+Usage (from the repository root): python -m scripts.train_tiny [--out OUT_DIR] [--work WORK_DIR] [--time-steps N]
 ``--time-steps N`` only times N training steps (to size :data:`STEPS`) and writes nothing.
 """
 
@@ -26,16 +26,16 @@ import math
 import os
 import platform
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_tiny_checkpoint import lm_config  # the same family, by construction
+from lumina_tools import ToolError
+from lumina_tools.environment import SOUNDFONT_PACKAGES, ensure_debian
+from lumina_tools.files import RANDOM, TRAINED, WORK, file_sha256, read_digests, write_digests
+from lumina_tools.songs import score_audio
+from scripts.make_tiny_checkpoint import lm_config  # the same family, by construction
 
 SEED = 422024
 DIM, HEADS, HIDDEN_SCALE = 64, 4, 4
@@ -43,31 +43,26 @@ TRAIN_SONGS, VAL_SONGS, SONG_SECONDS = 240, 24, 60.0
 CHUNK_SECONDS, FRAMES = 10.0, 500  # 50 Hz EnCodec frames per chunk
 BATCH, EPOCHS = 8, 6  # 6 x 180 steps: about 1.6 h at 4.8 s/step (measured with --time-steps)
 LR, MIN_LR_RATIO, WARMUP, WEIGHT_DECAY, BETAS, CLIP = 1e-3, 0.1, 100, 0.1, (0.9, 0.95), 1.0
-SOURCE = Path("lumina_audit/_data/golden/models/tiny-musicgen")
+SOURCE = RANDOM
 SOUNDFONT_COPYRIGHT = Path("/usr/share/doc/fluid-soundfont-gm/copyright")
 LOG2048 = math.log(2048)
 
 
 def ensure_renderer() -> None:
-    """Install fluidsynth and the FluidR3_GM SoundFont with apt when missing (as root only)."""
-    from lumina_audit._internal.scores import DEFAULT_SOUNDFONT
+    """Install fluidsynth and the FluidR3_GM SoundFont with apt when missing (as root only).
 
-    if shutil.which("fluidsynth") and DEFAULT_SOUNDFONT.is_file() and SOUNDFONT_COPYRIGHT.is_file():
-        return
-    if os.geteuid() != 0:
-        raise SystemExit("need the Debian packages fluidsynth and fluid-soundfont-gm: "
-                         "sudo apt-get install -y fluidsynth fluid-soundfont-gm")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "fluidsynth", "fluid-soundfont-gm"],
-                   check=True, env=env)
+    Checked twice: the SoundFont renders, and its copyright file (the same package) goes into NOTICE.
+    """
+    try:
+        ensure_debian(SOUNDFONT_PACKAGES)
+        ensure_debian({"fluid-soundfont-gm": SOUNDFONT_COPYRIGHT})
+    except ToolError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def source_digests() -> dict[str, str]:
-    from lumina_audit.signature.digests import parse_digest_text
-
-    path = SOURCE.parent / f"{SOURCE.name}.sha256"
-    return parse_digest_text(path.read_text(encoding="utf-8"), str(path))
+    """The digests of the random checkpoint whose EnCodec this one copies."""
+    return read_digests(SOURCE)[1]
 
 
 def encode_songs(compression: Any, seeds: range, work: Path) -> Any:
@@ -75,7 +70,6 @@ def encode_songs(compression: Any, seeds: range, work: Path) -> Any:
     import torch
 
     from lumina_audit._internal import scores
-    from lumina_audit._internal.scores import midi_bytes, render, score
 
     source = Path(scores.__file__).read_bytes()
     key = hashlib.sha256(json.dumps([seeds.start, seeds.stop, SONG_SECONDS, CHUNK_SECONDS,
@@ -87,17 +81,15 @@ def encode_songs(compression: Any, seeds: range, work: Path) -> Any:
         return codes
     chunk = round(CHUNK_SECONDS * 32000)
     out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, seed in enumerate(seeds):
-            audio = render(midi_bytes(score(seed, SONG_SECONDS)), Path(tmp) / "song.wav", seconds=SONG_SECONDS)
-            x = torch.from_numpy(audio).view(-1, 1, chunk)  # [chunks, 1, samples]
-            with torch.no_grad():
-                c, _scale = compression.encode(x)
-            if c.shape[1:] != (4, FRAMES):
-                raise SystemExit(f"unexpected codes shape {tuple(c.shape)}")
-            out.append(c.long())
-            if i % 20 == 0:
-                print(f"  encoded song {seed} ({i + 1}/{len(seeds)})", flush=True)
+    for i, seed in enumerate(seeds):
+        x = torch.from_numpy(score_audio(seed, SONG_SECONDS)).view(-1, 1, chunk)  # [chunks, 1, samples]
+        with torch.no_grad():
+            c, _scale = compression.encode(x)
+        if c.shape[1:] != (4, FRAMES):
+            raise SystemExit(f"unexpected codes shape {tuple(c.shape)}")
+        out.append(c.long())
+        if i % 20 == 0:
+            print(f"  encoded song {seed} ({i + 1}/{len(seeds)})", flush=True)
     codes = torch.cat(out)
     work.mkdir(parents=True, exist_ok=True)
     torch.save(codes, cache)
@@ -177,9 +169,9 @@ def export(model: Any, cfg: Any, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("lumina_audit/_data/golden/models/tiny-musicgen-trained"))
-    parser.add_argument("--work", type=Path, default=Path("work/train-tiny"))
+    parser = argparse.ArgumentParser(prog="python -m scripts.train_tiny", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=TRAINED)
+    parser.add_argument("--work", type=Path, default=WORK / "train-tiny")
     parser.add_argument("--time-steps", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -255,11 +247,11 @@ def main() -> None:
     export(lm.eval(), lcfg, args.out / "state_dict.bin")
     shutil.copyfile(SOURCE / "compression_state_dict.bin", args.out / "compression_state_dict.bin")
     names = ("state_dict.bin", "compression_state_dict.bin")
-    digests = {n: hashlib.sha256((args.out / n).read_bytes()).hexdigest() for n in names}
+    digests = {n: file_sha256(args.out / n) for n in names}
     if digests["compression_state_dict.bin"] != source_digests()["compression_state_dict.bin"]:
         raise SystemExit("the copied EnCodec differs from the source")
     log = {
-        "command": "OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python scripts/train_tiny.py",
+        "command": "OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python -m scripts.train_tiny",
         "seed": SEED, "family": "scripts/make_tiny_checkpoint.py lm_config()",
         "width": {"dim": DIM, "num_heads": HEADS, "hidden_scale": HIDDEN_SCALE, "num_layers": 48,
                   "n_q": 4, "card": 2048},
@@ -283,8 +275,7 @@ def main() -> None:
     (args.out / "training-log.json").write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
     (args.out / "TRAINING.md").write_text(training_md(log), encoding="utf-8")
     (args.out / "NOTICE").write_text(notice(), encoding="utf-8")
-    args.out.with_name(f"{args.out.name}.sha256").write_text(
-        "".join(f"{digests[n]}  {n}\n" for n in names), encoding="utf-8")
+    write_digests(args.out, digests)
     print(json.dumps(digests, indent=2))
 
 

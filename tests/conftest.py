@@ -48,7 +48,10 @@ def session() -> Any:
 #: in subprocesses, tens of seconds before the first test (the demo chain: about 200 s).
 E2E = ("tests/runner/test_*_e2e.py", "tests/cli/test_demo_chain.py")
 SLOW = E2E + (
-    "tests/benchmarks/*",  # the benchmarks' smoke runs: ground truth, LR battery, fine-tuning memory (25-40 s each)
+    # the longer benchmark smoke runs: ground truth, LR battery, fine-tuning memory (25-40 s each); the memory
+    # options' smoke run marks itself (pytestmark); search, signature, extract and MusicGen-Large take seconds
+    "tests/benchmarks/test_groundtruth_smoke.py", "tests/benchmarks/test_lr_battery_smoke.py",
+    "tests/benchmarks/test_finetune_memory.py",
     "tests/scripts/test_gpu_check.py::test_dry_run_*",  # the GPU check's steps on the CPU (30 s)
     "tests/scripts/test_robustness.py",  # the robustness table (25 s)
     "tests/customization/test_customize.py",  # a module fixture that customizes twice (50 s)

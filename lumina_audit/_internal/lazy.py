@@ -14,16 +14,21 @@ from typing import Any
 __all__ = ["lazy_exports"]
 
 
-def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``: ``names`` maps a public name to its module (relative)."""
+def lazy_exports(package: str, names: Mapping[str, str],
+                 modules: Mapping[str, str] | None = None) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package``: ``names`` maps a public name to its module (relative);
+    ``modules`` maps a public name that is a module itself to that module (``{"golden": ".golden"}``)."""
+    modules = modules or {}
 
     def __getattr__(name: str) -> Any:
+        if name in modules:
+            return importlib.import_module(modules[name], package)
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(importlib.import_module(module, package), name)
 
     def __dir__() -> list[str]:
-        return sorted(names)
+        return sorted({*names, *modules})
 
     return __getattr__, __dir__

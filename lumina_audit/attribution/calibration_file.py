@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._internal.documents import read_versioned
 from .reports import CALIBRATION_FORMAT, ReportError, canonical, write_new_file
 
 __all__ = ["ARRAY_MEMBERS", "DOCUMENT", "VERSION", "is_container", "read_arrays", "read_document", "write"]
@@ -125,17 +125,8 @@ def read_document(path: Path, data: bytes) -> dict[str, Any]:
     """The document of a version 3 calibration whose bytes are ``data`` (arrays not read)."""
     z = _open(path, data)
     raw = _read_member(path, z, DOCUMENT)
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise ReportError(f"{path}: {DOCUMENT} is not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != CALIBRATION_FORMAT:
-        raise ReportError(f"{path}: not a {CALIBRATION_FORMAT} file")
-    if isinstance(doc.get("version"), bool) or doc.get("version") != VERSION:
-        raise ReportError(f"{path}: a calibration archive must be {CALIBRATION_FORMAT} version {VERSION}, "
-                          f"this one says {doc.get('version')!r}")
-    if canonical(doc) != raw:
-        raise ReportError(f"{path}: {DOCUMENT} is not in canonical form (edited by hand?)")
+    doc = read_versioned(raw, f"{path}: {DOCUMENT}", CALIBRATION_FORMAT, (VERSION,), ReportError,
+                         note=" in an archive; versions 1 and 2 are JSON")
     arrays = doc.get("arrays")
     if not isinstance(arrays, dict) or set(arrays) != set(ARRAY_MEMBERS):
         raise ReportError(f"{path}: the document must describe the arrays {sorted(ARRAY_MEMBERS)}")

@@ -1,7 +1,7 @@
 """Derived copies of catalog songs, for measuring how often a real source is missed.
 
 A calibration's positives (attribution, section 1, both error directions) are copies of
-catalog songs changed the way published music is changed. :func:`derive` writes one with a
+catalog songs changed the way published music is changed. :func:`derive_audio` writes one with a
 pinned battery of transforms and records, beside it, what was done:
 
 ==============  ==========================================================================
@@ -42,11 +42,11 @@ import numpy.typing as npt
 import rfc8785
 import soundfile
 
-from .._internal.fileio import write_new
+from .._internal.fileio import write_file
 from ..errors import LuminaError
 
 __all__ = ["FORMAT", "SEED", "SIDECAR_SUFFIX", "TRANSFORMS", "VERSION", "DeriveError", "Derived", "default_name",
-           "derive", "output_path", "read_sidecar"]
+           "derive_audio", "output_path", "read_sidecar"]
 
 FORMAT = "lumina-derivation"
 VERSION = 1
@@ -73,7 +73,7 @@ class Source:
 
 @dataclass(frozen=True)
 class Derived:
-    """What :func:`derive` wrote."""
+    """What :func:`derive_audio` wrote."""
 
     path: Path
     sidecar: Path
@@ -191,8 +191,8 @@ def _encode(x: F64, rate: int, kind: str) -> tuple[bytes, dict[str, Any]]:
                             "compression_level": level}
 
 
-def derive(sources: Sequence[Path], transform: str, out: Path, *,
-           song_ids: Sequence[str] | None = None) -> Derived:
+def derive_audio(sources: Sequence[Path], transform: str, out: Path, *,
+                 song_ids: Sequence[str] | None = None) -> Derived:
     """Write ``out`` (and its sidecar) as ``transform`` of ``sources`` (one, or two for a splice).
 
     ``out`` gets the transform's extension appended unless it ends in it; song ids default to the file stems.
@@ -222,9 +222,9 @@ def derive(sources: Sequence[Path], transform: str, out: Path, *,
     }
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_new(out, data)
+        write_file(out, data)
         try:
-            write_new(sidecar, rfc8785.dumps(doc) + b"\n")
+            write_file(sidecar, rfc8785.dumps(doc) + b"\n")
         except BaseException:
             out.unlink(missing_ok=True)
             raise

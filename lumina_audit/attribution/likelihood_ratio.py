@@ -35,7 +35,6 @@ from .trials import H1, H2_CONTROL, H2_NEGATIVE, H2_POSITIVE, Trials
 from .validation import Validation, ValidationError, cross_validate, validate
 
 __all__ = [
-    "METHOD",
     "PROPOSITIONS",
     "ChannelLR",
     "ChannelLRResult",
@@ -48,7 +47,6 @@ __all__ = [
     "verbal",
 ]
 
-METHOD = "lumina-attribution-v2"
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]

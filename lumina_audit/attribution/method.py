@@ -44,7 +44,6 @@ from .search import Hits, select
 __all__ = [
     "ATTRIBUTED",
     "CHANNELS",
-    "METHOD",
     "NO_ATTRIBUTION",
     "AttributionError",
     "ChannelCalibration",
@@ -55,7 +54,6 @@ __all__ = [
     "calibrate",
 ]
 
-METHOD = "lumina-attribution-v1"
 CHANNELS = ("P", "M")
 ATTRIBUTED = "attributed"
 NO_ATTRIBUTION = "no attribution above the noise floor"

@@ -14,18 +14,19 @@ back to the same value. Readers refuse an unknown format or version.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import rfc8785
 
-from .._internal.fileio import fsync_dir
+from .._internal.documents import read_versioned
+from .._internal.fileio import write_file
 from ..errors import LuminaError
+from ..signature.methods.gradstats import GRADSTATS_V1
 
 __all__ = [
+    "ATTRIBUTION_V1",
+    "ATTRIBUTION_V2",
     "CALIBRATION_FORMAT",
     "REPORT_FORMAT",
     "ReportError",
@@ -37,6 +38,10 @@ __all__ = [
     "write_new_file",
 ]
 
+#: The attribution method of :mod:`.method`: its calibrations are version 1 or 2, its reports version 1 or 2.
+ATTRIBUTION_V1 = "lumina-attribution-v1"
+#: The attribution method of :mod:`.likelihood_ratio`: its calibration and reports are version 3.
+ATTRIBUTION_V2 = "lumina-attribution-v2"
 CALIBRATION_FORMAT = "lumina-calibration"
 REPORT_FORMAT = "lumina-attribution-report"
 VERSION = 1
@@ -48,7 +53,7 @@ VERSIONS: dict[str, tuple[int, ...]] = {CALIBRATION_FORMAT: (1, 2, 3), REPORT_FO
 #: The JSON versions (version 3 of the calibration is an archive, not JSON).
 _JSON_VERSIONS: dict[str, tuple[int, ...]] = {CALIBRATION_FORMAT: (1, 2), REPORT_FORMAT: (1, 2, 3)}
 #: The signature method of a version 1 report, which had only one.
-V1_SIGNATURE_METHOD = "lumina-gradstats-v1"
+V1_SIGNATURE_METHOD = GRADSTATS_V1
 
 
 class ReportError(LuminaError):
@@ -63,30 +68,19 @@ def canonical(doc: dict[str, Any]) -> bytes:
 
 
 def write_canonical(path: Path, doc: dict[str, Any]) -> str:
-    """Write ``doc`` atomically (temporary file, fsync, rename); refuse to overwrite. Returns its SHA-256."""
+    """Write ``doc`` as canonical JSON, whole or not at all; refuse to overwrite. Returns its SHA-256."""
     return write_new_file(path, canonical(doc))
 
 
 def write_new_file(path: Path, data: bytes) -> str:
-    """Write ``data`` at ``path`` whole or not at all (temporary file, fsync, link); never overwrite.
-
-    Returns its SHA-256.
+    """Write ``data`` at ``path`` whole or not at all, mode 0644 (:func:`~.._internal.fileio.write_file`); never
+    overwrite, even a file that appears meanwhile. Returns its SHA-256.
     """
-    if path.exists():
-        raise ReportError(f"{path}: already exists; refusing to overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite
+        write_file(path, data)
     except FileExistsError:
         raise ReportError(f"{path}: already exists; refusing to overwrite") from None
-    finally:
-        os.unlink(tmp)
-    fsync_dir(path.parent)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -98,20 +92,8 @@ def _bytes(path: Path) -> bytes:
 
 
 def _read(path: Path, fmt: str, data: bytes) -> tuple[dict[str, Any], str]:
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise ReportError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != fmt:
-        raise ReportError(f"{path}: not a {fmt} file")
-    known = _JSON_VERSIONS[fmt]
-    version = doc.get("version")
-    if isinstance(version, bool) or version not in known:
-        also = " as JSON; version 3 is an archive" if fmt == CALIBRATION_FORMAT else ""
-        raise ReportError(f"{path}: {fmt} version {version!r} is not supported (only "
-                          f"{' and '.join(map(str, known))}{also})")
-    if canonical(doc) != data:
-        raise ReportError(f"{path}: not in canonical form (edited by hand?)")
+    note = " as JSON; version 3 is an archive" if fmt == CALIBRATION_FORMAT else ""
+    doc = read_versioned(data, str(path), fmt, _JSON_VERSIONS[fmt], ReportError, note=note)
     return doc, hashlib.sha256(data).hexdigest()
 
 
@@ -146,8 +128,8 @@ def read_report(path: Path) -> tuple[dict[str, Any], str]:
         raise ReportError(f"{path}: a report holds channels P and M")
     if doc["version"] >= 2 and not isinstance(doc.get("signature_method"), str):
         raise ReportError(f"{path}: a version {doc['version']} report names its signature_method")
-    if (doc["version"] >= 3) != (doc.get("method") == "lumina-attribution-v2"):
-        raise ReportError(f"{path}: a version 3 report is exactly one of lumina-attribution-v2, this one is "
+    if (doc["version"] >= 3) != (doc.get("method") == ATTRIBUTION_V2):
+        raise ReportError(f"{path}: a version 3 report is exactly one of {ATTRIBUTION_V2}, this one is "
                           f"version {doc['version']} of {doc.get('method')!r}")
     return doc, digest
 

@@ -1,7 +1,8 @@
 """Writing signature stores, atomically (format: :mod:`.store`).
 
 A store is never modified in place: a write puts the whole new file in a temporary file
-beside it, fsyncs it and renames it over the old one, then fsyncs the folder. The same
+beside it, fsyncs it and renames it over the old one, then fsyncs the folder
+(:func:`~.._internal.fileio.durable_file`; a store appended to keeps its mode, a new one is 0644). The same
 inputs in the same order give a byte-identical file, however they were batched.
 
 - :func:`create_or_append`: one signature space, format version 1 (what a
@@ -17,10 +18,7 @@ signature spaces; a refused or failed call leaves an existing store byte for byt
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ import h5py
 import numpy as np
 import rfc8785
 
-from .._internal.fileio import fsync_dir
+from .._internal.fileio import durable_file
 from ..errors import ConfigError, StoreError
 from ..signature.result import Signature
 from ..signature.space import SignatureSpace
@@ -106,14 +104,6 @@ def _check_unique(path: Path, label: str, old: Sequence[str], new: Sequence[str]
         seen.add(value)
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_vectors(dst: Any, src: Any, n_old: int, signatures: Sequence[Signature], dim: int,
                    src_prefix: str = "") -> None:
     total = n_old + len(signatures)
@@ -126,33 +116,24 @@ def _write_vectors(dst: Any, src: Any, n_old: int, signatures: Sequence[Signatur
             ds[n_old:] = np.stack([getattr(sig, field) for sig in signatures]).astype(dtype, copy=False)
 
 
-def _write_temp(target: Path, version: int, spaces: Sequence[SignatureSpace], meta: Meta, src: Any,
-                src_info: StoreInfo | None, by_space: Sequence[Sequence[Signature]]) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
+def _write_file(target: Path, version: int, spaces: Sequence[SignatureSpace], meta: Meta, src: Any,
+                src_info: StoreInfo | None, by_space: Sequence[Sequence[Signature]]) -> None:
+    """The whole new store, old rows (from ``src``) then new ones, put at ``target`` by :func:`durable_file`."""
     first = by_space[0]
     n_old = src_info.count if src_info is not None else 0
+    old_ids, old_files, old_pcms, old_chunks = meta
+    ids = [*old_ids, *(s.song_id for s in first)]
+    file_hashes = [*old_files, *(s.file_sha256 for s in first)]
+    pcm_hashes = [*old_pcms, *(s.pcm_sha256 for s in first)]
+    chunks = [*old_chunks, *(int(s.chunks) for s in first)]
     try:
-        old_ids, old_files, old_pcms, old_chunks = meta
-        ids = [*old_ids, *(s.song_id for s in first)]
-        file_hashes = [*old_files, *(s.file_sha256 for s in first)]
-        pcm_hashes = [*old_pcms, *(s.pcm_sha256 for s in first)]
-        chunks = [*old_chunks, *(int(s.chunks) for s in first)]
-        with h5py.File(tmp, "w", libver=_LIBVER, track_order=True) as f:
+        with durable_file(target, replace=True) as tmp, h5py.File(tmp, "w", libver=_LIBVER, track_order=True) as f:
             write_head(f, version, spaces, (ids, file_hashes, pcm_hashes, chunks))
             for space, sigs in zip(spaces, by_space, strict=True):
                 prefix = src_info.group(space.digest) if src_info is not None else ""
                 _write_vectors(method_group(f, version, space), src, n_old, sigs, space.method.dim, prefix)
-        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
-        os.chmod(tmp, mode)
-        _fsync_path(tmp)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise StoreError(f"{target}: cannot write store ({exc})") from None
-        raise
-    return tmp
+    except OSError as exc:  # here, not in the reader of ``src`` that this runs inside, which would blame the old store
+        raise StoreError(f"{target}: cannot write store ({exc})") from None
 
 
 def write_head(f: Any, version: int, spaces: Sequence[SignatureSpace], meta: Meta) -> None:
@@ -189,12 +170,11 @@ def _write(target: Path, version: int, spaces: Sequence[SignatureSpace],
            by_space: Sequence[Sequence[Signature]]) -> StoreSummary:
     first = by_space[0]
     created = not target.exists()
-    tmp: Path | None = None
     try:
         if created:
             _check_unique(target, "song id", [], [s.song_id for s in first])
             _check_unique(target, "PCM hash", [], [s.pcm_sha256 for s in first])
-            tmp = _write_temp(target, version, spaces, ([], [], [], []), None, None, by_space)
+            _write_file(target, version, spaces, ([], [], [], []), None, None, by_space)
             total = len(first)
         else:
             with open_h5(target) as src:
@@ -211,15 +191,9 @@ def _write(target: Path, version: int, spaces: Sequence[SignatureSpace],
                 total = info.count + len(first)
                 if not first:
                     return StoreSummary(target, spaces[0].digest, False, 0, total)
-                tmp = _write_temp(target, version, spaces, meta, src, info, by_space)
-        os.replace(tmp, target)
-        tmp = None
-        fsync_dir(target.parent)
+                _write_file(target, version, spaces, meta, src, info, by_space)
     except OSError as exc:
         raise StoreError(f"{target}: cannot write store ({exc})") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     return StoreSummary(target, spaces[0].digest, created, len(first), total)
 
 
@@ -323,14 +297,9 @@ def write_streamed(path: StrPath, spaces: Sequence[SignatureSpace], rows: StoreR
         raise StoreError(f"{target}: the per-song columns have different lengths")
     _check_unique(target, "song id", [], rows.song_ids)
     _check_unique(target, "PCM hash", [], rows.pcm_sha256)
-    if target.exists():
-        raise StoreError(f"{target}: already exists; a streamed store is always a new file")
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp, renamed = Path(name), False
+    meta = (list(rows.song_ids), list(rows.file_sha256), list(rows.pcm_sha256), [int(c) for c in rows.chunks])
     try:
-        meta = (list(rows.song_ids), list(rows.file_sha256), list(rows.pcm_sha256), [int(c) for c in rows.chunks])
-        with h5py.File(tmp, "w", libver=_LIBVER, track_order=True) as f:
+        with durable_file(target) as tmp, h5py.File(tmp, "w", libver=_LIBVER, track_order=True) as f:
             write_head(f, version, spaces, meta)
             stop = min(block_rows, n)
             first = _block_columns(target, methods, spaces, rows, 0, read_block(0, stop), stop) if n else None
@@ -348,14 +317,8 @@ def write_streamed(path: StrPath, spaces: Sequence[SignatureSpace], rows: StoreR
                 columns = _block_columns(target, methods, spaces, rows, start, read_block(start, stop), stop)
                 for ds, k, field, dtype in datasets:
                     ds[start:stop] = np.stack([getattr(sig, field) for sig in columns[k]]).astype(dtype, copy=False)
-        os.chmod(tmp, 0o644)
-        _fsync_path(tmp)
-        os.replace(tmp, target)
-        renamed = True
-        fsync_dir(target.parent)
+    except FileExistsError:
+        raise StoreError(f"{target}: already exists; a streamed store is always a new file") from None
     except OSError as exc:
         raise StoreError(f"{target}: cannot write store ({exc})") from None
-    finally:
-        if not renamed:
-            tmp.unlink(missing_ok=True)
     return StoreSummary(target, spaces[0].digest, True, n, n)

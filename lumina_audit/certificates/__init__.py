@@ -16,37 +16,24 @@ from typing import TYPE_CHECKING
 from .._internal.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .issue import Issued, issue_certificate
+    from .issue import issue_certificate
     from .pdf import CertificateError
-    from .pki import throwaway_pki, write_throwaway_pki
-    from .render import render_certificate
-    from .signer import SignerCredentials, load_signer, sign_certificate
-    from .verify import CertificateReport, verify_certificate
+    from .pki import write_throwaway_pki
+    from .signer import load_signer
+    from .verify import verify_certificate
 
 __all__ = [
     "CertificateError",
-    "CertificateReport",
-    "Issued",
-    "SignerCredentials",
     "issue_certificate",
     "load_signer",
-    "render_certificate",
-    "sign_certificate",
-    "throwaway_pki",
     "verify_certificate",
     "write_throwaway_pki",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "CertificateError": ".pdf",
-    "render_certificate": ".render",
-    "verify_certificate": ".verify",
-    "CertificateReport": ".verify",
-    "load_signer": ".signer",
-    "sign_certificate": ".signer",
-    "SignerCredentials": ".signer",
     "issue_certificate": ".issue",
-    "Issued": ".issue",
-    "throwaway_pki": ".pki",
+    "CertificateError": ".pdf",
     "write_throwaway_pki": ".pki",
+    "load_signer": ".signer",
+    "verify_certificate": ".verify",
 })

@@ -33,7 +33,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .._internal.fileio import write_new
+from .._internal.fileio import write_file
 from ..attribution.reports import read_report
 from ..evidence.ledger import Ledger, prove
 from .pdf import CertificateError, page_size_name
@@ -84,7 +84,7 @@ def issue_certificate(report_path: Path, ledger_dir: Path, out: Path, *, operato
         raise CertificateError(f"{out}: already exists; refusing to overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        write_new(out, signed)
+        write_file(out, signed)
     except FileExistsError:
         raise CertificateError(f"{out}: already exists; refusing to overwrite") from None
     hashes = {"report_sha256": report_sha, "unsigned_pdf_sha256": hashlib.sha256(unsigned).hexdigest(),

@@ -103,7 +103,7 @@ def write_throwaway_pki(folder: Path, kind: Kind = "ec", *, pkcs12_passphrase: b
     root, encrypted with that passphrase. Returns the paths by role (``root``, ``key``, ``cert``,
     ``pkcs12``).
     """
-    from .._internal.fileio import write_new
+    from .._internal.fileio import FILE_MODE, SECRET_MODE, write_file
     from .pdf import CertificateError
 
     if kind not in KINDS:
@@ -111,10 +111,10 @@ def write_throwaway_pki(folder: Path, kind: Kind = "ec", *, pkcs12_passphrase: b
     if pkcs12_passphrase is not None and not pkcs12_passphrase:
         raise CertificateError("the PKCS#12 passphrase is empty")
     pki = throwaway_pki(kind)
-    files = {"root": ("root.pem", pki.root_pem, 0o644), "key": ("signer.key", pki.signer_key_pem, 0o600),
-             "cert": ("signer.pem", pki.signer_cert_pem, 0o644)}
+    files = {"root": ("root.pem", pki.root_pem, FILE_MODE), "key": ("signer.key", pki.signer_key_pem, SECRET_MODE),
+             "cert": ("signer.pem", pki.signer_cert_pem, FILE_MODE)}
     if pkcs12_passphrase is not None:
-        files["pkcs12"] = ("signer.p12", pki.pkcs12(pkcs12_passphrase), 0o600)
+        files["pkcs12"] = ("signer.p12", pki.pkcs12(pkcs12_passphrase), SECRET_MODE)
     paths = {role: folder / fname for role, (fname, _, _) in files.items()}
     for path in paths.values():
         if path.exists() or path.is_symlink():
@@ -123,7 +123,7 @@ def write_throwaway_pki(folder: Path, kind: Kind = "ec", *, pkcs12_passphrase: b
     written: list[Path] = []
     try:
         for role, (_, data, mode) in files.items():
-            write_new(paths[role], data, mode)
+            write_file(paths[role], data, mode=mode)
             written.append(paths[role])
     except FileExistsError as exc:
         for path in written:

@@ -38,6 +38,7 @@ from typing import Any
 
 import rfc8785
 
+from ..attribution.reports import ATTRIBUTION_V2
 from .context import SUMMARY_ROWS, context, lr_context
 from .pdf import (
     MARGINS_MM,
@@ -58,7 +59,6 @@ STYLESHEET = "certificate.css"
 #: The template and stylesheet of a ``lumina-attribution-v2`` (version 3) report's certificate.
 TEMPLATE_LR = "certificate-lr.html.j2"
 STYLESHEET_LR = "certificate-lr.css"
-LR_METHOD = "lumina-attribution-v2"
 _PAGE_CSS = {name: "@page {{ size: {size}; margin: {m[0]}mm {m[1]}mm {m[2]}mm {m[3]}mm; }} "
                    ".stampbox {{ width: {w}mm; height: {h}mm; }} .beside-stamp {{ margin-right: {r}mm; }}".format(
                        size=name.lower() if name == "Letter" else name, m=MARGINS_MM[name], w=STAMP_MM[0],
@@ -97,10 +97,10 @@ def _source_date_epoch(when: datetime) -> Iterator[None]:
 
 def _is_lr(report_doc: dict[str, Any]) -> bool:
     """Whether the report states likelihood ratios (method ``lumina-attribution-v2``, report version 3)."""
-    if report_doc.get("method") != LR_METHOD:
+    if report_doc.get("method") != ATTRIBUTION_V2:
         return False
     if report_doc.get("version") != 3:
-        raise CertificateError(f"a {LR_METHOD} report must be of version 3, not {report_doc.get('version')!r}")
+        raise CertificateError(f"a {ATTRIBUTION_V2} report must be of version 3, not {report_doc.get('version')!r}")
     return True
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -278,6 +277,8 @@ def _font_1000_upem(path: Path) -> Path:
     from fontTools.ttLib import TTFont
     from fontTools.ttLib.scaleUpem import scale_upem
 
+    from .._internal.fileio import write_file
+
     data = path.read_bytes()
     out = Path(tempfile.gettempdir()) / f"lumina-audit-stamp-{hashlib.sha256(data).hexdigest()[:16]}.ttf"
     if not out.is_file():
@@ -286,9 +287,7 @@ def _font_1000_upem(path: Path) -> Path:
             scale_upem(font, 1000)
         buf = io.BytesIO()
         font.save(buf)
-        tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, out)
+        write_file(out, buf.getvalue(), replace=True)
     return out
 
 

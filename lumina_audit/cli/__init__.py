@@ -1,7 +1,7 @@
 """Area ``cli``: the ``lumina-audit`` command, one thin module per command group.
 
 Each command parses its options, calls the library and prints; nothing below this
-package imports it. :func:`main` is the console script: it re-executes the process
+package imports it. Its one public name is :func:`main`, the console script: it re-executes the process
 under the numerical pins before torch can start (:mod:`.main`).
 
 - :mod:`.signature`: ``signature compute``, ``golden check``, ``model digests``;
@@ -15,6 +15,6 @@ under the numerical pins before torch can start (:mod:`.main`).
 
 from __future__ import annotations
 
-from .main import app, main
+from .main import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

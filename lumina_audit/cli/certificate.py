@@ -97,10 +97,10 @@ def certificate_issue(
     from ..certificates.pdf import CertificateError
     from ..certificates.signer import load_signer
     from ..evidence.keys import key_id
-    from ..evidence.ledger import NAMESPACE
+    from ..evidence.ledger import LEDGER_NAMESPACE
 
     operator = private_key(key, passphrase_env)
-    entry = trust_store(trust).authorise(key_id(operator.public_key()), NAMESPACE, datetime.now(UTC))
+    entry = trust_store(trust).authorise(key_id(operator.public_key()), LEDGER_NAMESPACE, datetime.now(UTC))
 
     def signer_from(passphrase: bytes | None) -> Any:
         return load_signer(key=signer_key, cert=signer_cert, chain=chain, pkcs12=pkcs12, passphrase=passphrase)

@@ -41,8 +41,7 @@ def derive(
     SHA-256. A Calibrate manifest lists such files as positives to measure how often a real
     source is missed. Nothing is overwritten: if any output exists, nothing is written.
     """
-    from ..attribution.derive import TRANSFORMS, default_name, output_path
-    from ..attribution.derive import derive as derive_one
+    from ..attribution.derive import TRANSFORMS, default_name, derive_audio, output_path
 
     names = [n for t in transform for n in ([k for k, v in TRANSFORMS.items() if v[0] == 1] if t == "battery"
                                             else [t])]
@@ -62,7 +61,7 @@ def derive(
         for path in (target, target.with_name(target.name + ".derive.json")):
             if path.exists():
                 raise ConfigError(f"{path}: already exists; refusing to overwrite")
-    done = [derive_one(sources, n, t, song_ids=song_id or None) for n, t in zip(names, targets, strict=True)]
+    done = [derive_audio(sources, n, t, song_ids=song_id or None) for n, t in zip(names, targets, strict=True)]
     if as_json:
         echo(json.dumps([{"path": str(d.path), "sidecar": str(d.sidecar), "transform": d.transform,
                           "sha256": d.sha256, "sources": list(d.sources)} for d in done], indent=1))

@@ -91,10 +91,10 @@ def keys_trust_line(
 def _key_event(ledger: Path, trust: Path, key: Path, passphrase_env: str | None, kind: str,
                body: dict[str, Any], as_json: bool) -> None:
     from ..evidence.keys import key_id
-    from ..evidence.ledger import NAMESPACE, Ledger
+    from ..evidence.ledger import LEDGER_NAMESPACE, Ledger
 
     signer = private_key(key, passphrase_env)
-    entry = trust_store(trust).authorise(key_id(signer.public_key()), NAMESPACE, datetime.now(UTC))
+    entry = trust_store(trust).authorise(key_id(signer.public_key()), LEDGER_NAMESPACE, datetime.now(UTC))
     appended = Ledger.open(ledger).append(kind, body, signer, entry.principal)
     if as_json:
         echo(json.dumps({"ledger": str(ledger), "record": appended.seq, "kind": kind, **body}, indent=1))

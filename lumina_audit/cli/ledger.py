@@ -98,14 +98,15 @@ def ledger_repair(
 ) -> None:
     """Remove a torn tail left by a crashed writer; never removes a complete record or checkpoint."""
     from ..evidence.keys import key_id
-    from ..evidence.ledger import NAMESPACE, repair
+    from ..evidence.ledger import LEDGER_NAMESPACE, repair
 
     signer, principal = None, None
     if key is not None:
         if trust is None:
             raise ConfigError("--key needs --trust (to find the key's principal)")
         signer = private_key(key, passphrase_env)
-        principal = trust_store(trust).authorise(key_id(signer.public_key()), NAMESPACE, datetime.now(UTC)).principal
+        principal = trust_store(trust).authorise(key_id(signer.public_key()), LEDGER_NAMESPACE,
+                                                 datetime.now(UTC)).principal
     report = repair(ledger, signer_key=signer, principal=principal)
     if as_json:
         echo(json.dumps({"ledger": str(ledger), "records_bytes_removed": report.records_bytes_removed,

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from .._internal.fileio import write_file
+
 __all__ = ["REGENERATE", "render"]
 
 #: The command that rewrites ``docs/cli.md``.
@@ -52,7 +54,7 @@ def render() -> str:
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise SystemExit(f"usage: {REGENERATE}")
-    Path(argv[0]).write_text(render(), encoding="utf-8")
+    write_file(Path(argv[0]), render().encode("utf-8"), replace=True)
     print(f"wrote {argv[0]}")
 
 

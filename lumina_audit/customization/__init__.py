@@ -15,44 +15,31 @@ from typing import TYPE_CHECKING
 from .._internal.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .pipeline import Carry, Customized, Piece, customize
-    from .records import RECORD_SUFFIX, read_record, record_path
-    from .sample import decoder_round_trip, generate
+    from .pipeline import customize
+    from .records import RECORD_SUFFIX, read_record
     from .settings import FineTune, Sampling
-    from .tuning import CustomizationError, finetune, lm_sha256, training_loss
+    from .tuning import CustomizationError, finetune, mean_loss, training_loss
 
 __all__ = [
-    "RECORD_SUFFIX",
-    "Carry",
     "CustomizationError",
-    "Customized",
     "FineTune",
-    "Piece",
+    "RECORD_SUFFIX",
     "Sampling",
     "customize",
-    "decoder_round_trip",
     "finetune",
-    "generate",
-    "lm_sha256",
+    "mean_loss",
     "read_record",
-    "record_path",
     "training_loss",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "Carry": ".pipeline",
-    "Customized": ".pipeline",
-    "Piece": ".pipeline",
     "customize": ".pipeline",
-    "CustomizationError": ".tuning",
-    "finetune": ".tuning",
-    "lm_sha256": ".tuning",
-    "training_loss": ".tuning",
     "RECORD_SUFFIX": ".records",
     "read_record": ".records",
-    "record_path": ".records",
-    "decoder_round_trip": ".sample",
-    "generate": ".sample",
     "FineTune": ".settings",
     "Sampling": ".settings",
+    "CustomizationError": ".tuning",
+    "finetune": ".tuning",
+    "mean_loss": ".tuning",
+    "training_loss": ".tuning",
 })

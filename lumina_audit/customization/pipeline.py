@@ -22,7 +22,6 @@ Steps, each of which raises before anything is written:
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._internal.fileio import publish_folder, write_file
 from ..signature.codes import CODES_SUFFIX, codes_document
 from ..signature.pins import Pins
 from ..signature.space import SignatureConfig
@@ -73,10 +73,7 @@ class Customized:
 def _write(folder: Path, name: str, data: bytes) -> str:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    write_file(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -184,7 +181,7 @@ def customize(
             sample_into(lm, f"positives/{song_id}", "fine-tuned", song_id,
                         {"song": song, "finetune": tuning.as_dict(), "lm_sha256": lm_sha256(lm), "losses": losses})
             del lm
-        os.rename(tmp, out)  # fails if out appeared meanwhile: never overwrite
+        publish_folder(tmp, out)  # fails if out appeared meanwhile: never overwrite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

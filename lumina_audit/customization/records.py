@@ -25,10 +25,10 @@ No clock time is recorded: the same inputs and settings give the same bytes.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
+from .._internal.documents import read_versioned
 from .tuning import CustomizationError
 
 __all__ = ["RECORD_FORMAT", "RECORD_SUFFIX", "read_record", "record_bytes", "record_path"]
@@ -52,8 +52,6 @@ def record_bytes(doc: dict[str, Any]) -> bytes:
 
 def read_record(piece: Path, piece_sha256: str | None = None) -> dict[str, Any]:
     """The record beside ``piece``, checked: format, version, kind, and that it names this very file."""
-    import rfc8785
-
     path = record_path(piece)
     try:
         data = path.read_bytes()
@@ -62,17 +60,7 @@ def read_record(piece: Path, piece_sha256: str | None = None) -> dict[str, Any]:
                                  hint="pieces come from `lumina-audit model customize`, which writes one") from None
     except OSError as exc:
         raise CustomizationError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise CustomizationError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != RECORD_FORMAT:
-        raise CustomizationError(f"{path}: not a {RECORD_FORMAT} record")
-    if isinstance(doc.get("version"), bool) or doc.get("version") != VERSION:
-        raise CustomizationError(f"{path}: {RECORD_FORMAT} version {doc.get('version')!r} is not supported "
-                                 f"(only {VERSION})")
-    if rfc8785.dumps(doc) != data:
-        raise CustomizationError(f"{path}: not in canonical form (edited by hand?)")
+    doc = read_versioned(data, str(path), RECORD_FORMAT, (VERSION,), CustomizationError, what="record")
     if doc.get("kind") not in KINDS or not isinstance(doc.get("piece"), dict):
         raise CustomizationError(f"{path}: kind must be one of {', '.join(KINDS)}, with its piece")
     if doc["kind"] == "fine-tuned" and not isinstance(doc.get("song"), dict):

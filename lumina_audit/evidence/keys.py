@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .._internal.fileio import write_new
+from .._internal.fileio import FILE_MODE, SECRET_MODE, write_file
 from ..errors import LuminaError
 
 __all__ = [
@@ -68,7 +68,7 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
 
 def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
     try:
-        write_new(path, data, mode)
+        write_file(path, data, mode=mode)
     except FileExistsError:
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from None
     except OSError as exc:
@@ -81,11 +81,11 @@ def write_private_key(path: Path, key: Ed25519PrivateKey, passphrase: bytes | No
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    _create_exclusive(path, pem, 0o600)
+    _create_exclusive(path, pem, SECRET_MODE)
 
 
 def write_public_key(path: Path, public_key: Ed25519PublicKey, comment: str = "") -> None:
-    _create_exclusive(path, (public_key_line(public_key, comment) + "\n").encode(), 0o644)
+    _create_exclusive(path, (public_key_line(public_key, comment) + "\n").encode(), FILE_MODE)
 
 
 def load_private_key(path: Path, passphrase: bytes | None = None) -> Ed25519PrivateKey:

@@ -400,9 +400,15 @@ def load_trust(path: Path) -> TrustStore:
 def format_entry(principal: str, namespaces: list[str], public_key: Ed25519PublicKey,
                  valid_after: datetime | None = None, valid_before: datetime | None = None,
                  comment: str = "", role: str | None = None) -> str:
-    """One trust-file line (the inverse of the parser)."""
+    """One trust-file line (the inverse of the parser).
+
+    A principal may not start with ``@``: such a line is a marker (``@policy``), not a signer.
+    """
     from .keys import public_key_line
 
+    if not principal or principal.startswith("@") or any(c.isspace() for c in principal):
+        raise TrustError(f"principal {principal!r} must be non-empty, without spaces, and not start with '@' "
+                         "(a trust line starting with '@' is a marker such as @policy)")
     opts = [f'namespaces="{",".join(namespaces)}"']
     if valid_after:
         opts.append(f'valid-after="{valid_after.astimezone(UTC):%Y%m%d%H%M%S}Z"')

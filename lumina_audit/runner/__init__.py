@@ -17,18 +17,23 @@ from typing import TYPE_CHECKING
 from .._internal.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .run import RunError, RunResult, recorded_outputs, run_manifest
+    from .base import Progress, content_sha256, is_codes, load_input, signatures
+    from .run import run_manifest
 
 __all__ = [
-    "RunError",
-    "RunResult",
-    "recorded_outputs",
+    "Progress",
+    "content_sha256",
+    "is_codes",
+    "load_input",
     "run_manifest",
+    "signatures",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "Progress": ".base",
+    "content_sha256": ".base",
+    "is_codes": ".base",
+    "load_input": ".base",
+    "signatures": ".base",
     "run_manifest": ".run",
-    "RunResult": ".run",
-    "RunError": ".run",
-    "recorded_outputs": ".run",
 })

@@ -35,7 +35,7 @@ __all__ = ["plan", "read"]
 
 
 def read(loaded: LoadedManifest) -> Any:
-    from ..attribution.reports import read_calibration
+    from ..attribution.reports import ATTRIBUTION_V1, read_calibration
 
     m = cast(AttributeManifest, loaded.manifest)
     store = read_store(loaded, m.catalog, "catalog store")
@@ -48,7 +48,7 @@ def read(loaded: LoadedManifest) -> Any:
     if cal["catalog"]["sha256"] != store[2]["sha256"]:
         raise RunError(f"calibration {cal_path} was made on catalog store {cal['catalog']['sha256']}, not on "
                        f"{store[0]} ({store[2]['sha256']})")
-    cal_method = str(cal.get("method", "lumina-attribution-v1"))
+    cal_method = str(cal.get("method", ATTRIBUTION_V1))  # versions 1 and 2 are of attribution-v1
     if cal_method != m.attribution.method:
         raise RunError(f"calibration {cal_path} is of method {cal_method}, the manifest's attribution.method is "
                        f"{m.attribution.method}; a result never mixes the two",

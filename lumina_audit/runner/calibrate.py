@@ -286,7 +286,8 @@ def _plan_lr(ctx: Context, settings: LRCalibrationSettings) -> Plan:
 
     from ..attribution import calibration_file
     from ..attribution.cohort import cohort_stats
-    from ..attribution.likelihood_ratio import METHOD, PROPOSITIONS, calibrate_channel
+    from ..attribution.likelihood_ratio import PROPOSITIONS, calibrate_channel
+    from ..attribution.reports import ATTRIBUTION_V2
     from ..attribution.search import exact_similarities, similarities
     from ..attribution.trials import Labelled, build_trials
 
@@ -335,7 +336,7 @@ def _plan_lr(ctx: Context, settings: LRCalibrationSettings) -> Plan:
                 "samples": samples_of(a)}
 
     doc: dict[str, Any] = {
-        "method": METHOD,
+        "method": ATTRIBUTION_V2,
         "proposition": proposition,
         "settings": settings.model_dump(mode="json", exclude={"method", "proposition", "validation_songs"}),
         "signature_method": session.methods[0].name,
@@ -356,7 +357,7 @@ def _plan_lr(ctx: Context, settings: LRCalibrationSettings) -> Plan:
                 for e, p in zip(audio_entries(pre.positives, pre.audios), pre.positives, strict=True)]
     entries += [e | {"kind": "negative"} for e in audio_entries(pre.negatives, pre.negative_items)]
     result: dict[str, Any] = {
-        "signature_space_sha256": session.space.digest, "method": METHOD, "proposition": settings.proposition,
+        "signature_space_sha256": session.space.digest, "method": ATTRIBUTION_V2, "proposition": settings.proposition,
         "controls": len(controls), "catalog_songs": index.info.count, "positives": len(positives),
         "negatives": len(negatives),
         **{f"{ch}_cllr": c.validation.overall.cllr for ch, c in channels.items()},

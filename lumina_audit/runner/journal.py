@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import rfc8785
 
-from .._internal.fileio import fsync_dir, write_atomic
+from .._internal.fileio import fsync_dir, write_file
 from ..signature.result import Signature
 from .base import RunError
 
@@ -159,7 +159,7 @@ class Journal:
             folder.mkdir(parents=True, exist_ok=True)
         fsync_dir(self.path.parent)
         fsync_dir(self.path)
-        write_atomic(self.path / "journal.json", _canonical(self.header))
+        write_file(self.path / "journal.json", _canonical(self.header), replace=True)
 
     def indexes(self) -> list[int]:
         """The indexes of the journaled songs, ascending (temporary files of a crashed write are removed)."""
@@ -228,7 +228,7 @@ class Journal:
                            for method, digest in self.header["signature_spaces"].items()},
         }
         doc["entry_sha256"] = hashlib.sha256(_canonical(doc)).hexdigest()
-        write_atomic(self._song_path(entry.index), _canonical(doc))
+        write_file(self._song_path(entry.index), _canonical(doc), replace=True)
 
     def drop(self, index: int) -> None:
         """Forget one song (its input changed since it was journaled): it is computed again."""
@@ -262,7 +262,7 @@ class Journal:
         self._ensure()
         doc = {"format": WORKER_FORMAT, "version": VERSION, "manifest_sha256": self.manifest_digest,
                "worker": dict(info)}
-        write_atomic(self.path / "workers" / f"{info['id']}.json", _canonical(doc))
+        write_file(self.path / "workers" / f"{info['id']}.json", _canonical(doc), replace=True)
 
     def remove(self) -> None:
         """Delete the journal (after the store is written and recorded)."""

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..evidence.dsse import SignatureVerificationError
 from ..evidence.keys import key_id
-from ..evidence.ledger import NAMESPACE as LEDGER_NAMESPACE
+from ..evidence.ledger import LEDGER_NAMESPACE
 from ..evidence.manifest import (
     LoadedManifest,
     resolve_inputs,

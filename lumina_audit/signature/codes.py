@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._internal.documents import read_versioned
 from ..errors import LuminaError
 
 __all__ = ["CODES_FORMAT", "CODES_SUFFIX", "CodesError", "CodesPiece", "codes_document", "read_codes"]
@@ -109,17 +109,8 @@ def read_codes(path: Path, expected_sha256: str | None = None) -> CodesPiece:
     digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256:
         raise CodesError(f"{path}: SHA-256 {digest} differs from the pinned {expected_sha256}")
+    doc = read_versioned(data, str(path), CODES_FORMAT, (VERSION,), CodesError)
     try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise CodesError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != CODES_FORMAT:
-        raise CodesError(f"{path}: not a {CODES_FORMAT} file")
-    if isinstance(doc.get("version"), bool) or doc.get("version") != VERSION:
-        raise CodesError(f"{path}: {CODES_FORMAT} version {doc.get('version')!r} is not supported (only {VERSION})")
-    try:
-        if _canonical(doc) != data:
-            raise CodesError(f"{path}: not in canonical form (edited by hand?)")
         k, t, card = int(doc["codebooks"]), int(doc["frames"]), int(doc["card"])
         frame_rate, sample_rate = int(doc["frame_rate"]), int(doc["sample_rate"])
         raw = base64.b64decode(doc["codes"], validate=True)

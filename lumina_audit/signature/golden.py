@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._internal.fileio import write_file
 from ..errors import ConfigError
 from .pins import Pins
 from .result import Signature
@@ -108,7 +109,7 @@ def write(root: Path, model_dir: str, digests: dict[str, str], spaces: Mapping[s
     doc = {"format": FORMAT, "version": VERSION, "model": {"directory": model_dir, "digests": digests},
            "methods": {m: {"space_sha256": d} for m, d in spaces.items()}, "pins": pins.as_json(),
            "environment": environment, "clips": clips}
-    (root / name).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    write_file(root / name, (json.dumps(doc, indent=1) + "\n").encode("utf-8"), replace=True)
 
 
 @dataclass(frozen=True)

@@ -22,21 +22,17 @@ from typing import Any
 import rfc8785
 
 from ..errors import ConfigError
-from .methods import GRADSTATS, METHODS, SignatureMethod, get_method
-from .methods.gradstats import STATS
+from .methods import DEFAULT_METHOD, METHODS, SignatureMethod, get_method
+from .methods.gradstats import GRADSTATS_V1, STATS
 
 __all__ = [
     "MAX_CHUNK_BATCH",
-    "METHOD",
     "MODEL_FILES",
     "STATS",
     "TENSORS",
     "SignatureConfig",
     "SignatureSpace",
 ]
-
-#: ``lumina-gradstats-v1``: the one method of version 1 manifests and stores (its stats are the config's).
-METHOD = GRADSTATS.name
 
 #: Hooked tensors of one transformer layer, in spec order (section 4).
 TENSORS: tuple[str, ...] = (
@@ -106,9 +102,9 @@ class SignatureConfig:
             if len(layers) != 6 or len(set(layers)) != 6 or any(i < 0 for i in layers):
                 raise ConfigError(f"{name} must be 6 distinct layer indices, got {list(layers)}")
         if tuple(self.tensors) != TENSORS:
-            raise ConfigError(f"tensors must be exactly {list(TENSORS)} for {METHOD}")
+            raise ConfigError(f"tensors must be exactly {list(TENSORS)} for {GRADSTATS_V1}")
         if tuple(self.stats) != STATS:
-            raise ConfigError(f"stats must be exactly {list(STATS)} for {METHOD}")
+            raise ConfigError(f"stats must be exactly {list(STATS)} for {GRADSTATS_V1}")
         if len(self.codebook_boosts) != 4 or any(
             not (isinstance(w, int | float) and 0.0 < w <= 1e6) for w in self.codebook_boosts
         ):
@@ -163,7 +159,8 @@ class SignatureConfig:
             doc["chunk_batch"] = int(self.chunk_batch)
         return doc
 
-    def space(self, model_digests: Mapping[str, str], method: SignatureMethod = GRADSTATS) -> SignatureSpace:
+    def space(self, model_digests: Mapping[str, str], method: SignatureMethod = DEFAULT_METHOD) -> SignatureSpace:
+        """The space of ``method`` (by default gradproj, :data:`~.methods.DEFAULT_METHOD`) over these settings."""
         return SignatureSpace.build(self, model_digests, method)
 
 
@@ -176,7 +173,7 @@ class SignatureSpace:
 
     @classmethod
     def build(cls, config: SignatureConfig, model_digests: Mapping[str, str],
-              method: SignatureMethod = GRADSTATS) -> SignatureSpace:
+              method: SignatureMethod = DEFAULT_METHOD) -> SignatureSpace:
         if set(model_digests) != set(MODEL_FILES):
             raise ConfigError(f"model digests must name exactly {list(MODEL_FILES)}")
         for name, value in model_digests.items():

@@ -80,7 +80,7 @@ def test_wrong_version_member_list_and_shapes_are_refused(tmp_path: Path) -> Non
                 z.writestr(zipfile.ZipInfo(k, date_time=(1980, 1, 1, 0, 0, 0)), v, compress_type=compress)
         return out
 
-    with pytest.raises(ReportError, match="version 3, this one says 4"):
+    with pytest.raises(ReportError, match=r"lumina-calibration version 4 is not supported \(only 3 in an archive"):
         read_calibration(rewrite("v4.zip", members | {"calibration.json": canonical(doc | {"version": 4})}))
     with pytest.raises(ReportError, match="in this order"):
         read_calibration(rewrite("order.zip", dict(reversed(list(members.items())))))

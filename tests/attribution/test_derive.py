@@ -13,7 +13,8 @@ import pytest
 import soundfile
 
 from lumina_audit._internal.synth import SongSpec, render, write_wav
-from lumina_audit.attribution.derive import TRANSFORMS, DeriveError, derive, read_sidecar
+from lumina_audit.attribution.derive import TRANSFORMS, DeriveError, read_sidecar
+from lumina_audit.attribution.derive import derive_audio as derive
 from lumina_audit.signature.audio import load_audio
 from lumina_audit.signature.pins import MARKER
 from lumina_audit.signature.space import SignatureConfig

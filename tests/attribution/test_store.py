@@ -19,12 +19,14 @@ from lumina_audit.attribution import store_writer as store_mod
 from lumina_audit.attribution.store import FORMAT, iter_blocks, open_info, read_store
 from lumina_audit.attribution.store_writer import create_or_append
 from lumina_audit.errors import StoreError
+from lumina_audit.signature.methods import GRADSTATS
 from lumina_audit.signature.result import DIM, Signature
 from lumina_audit.signature.space import SignatureConfig, SignatureSpace
 
 DIGESTS = {"state_dict.bin": "a" * 64, "compression_state_dict.bin": "b" * 64}
-SPACE = SignatureConfig().space(DIGESTS)
-OTHER_SPACE = SignatureConfig(codebook_boosts=(0.5, 1.2, 1.3, 1.4)).space(DIGESTS)
+# A version 1 store holds lumina-gradstats-v1, named explicitly (a space that names no method is gradproj's).
+SPACE = SignatureConfig().space(DIGESTS, GRADSTATS)
+OTHER_SPACE = SignatureConfig(codebook_boosts=(0.5, 1.2, 1.3, 1.4)).space(DIGESTS, GRADSTATS)
 
 
 def make_sig(rng: np.random.Generator, song_id: str, pcm: str | None = None) -> Signature:

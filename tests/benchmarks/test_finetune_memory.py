@@ -8,18 +8,13 @@ the FLOPs of a step against ``FlopCounterMode``. Then MusicGen-Large's figures.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import pytest
 import torch
 
-from ..conftest import ROOT
-
-sys.path[:0] = [str(ROOT / "benchmarks")]
-
-from bench_signature import build_wide  # noqa: E402
-from musicgen_large import (  # noqa: E402
+from benchmarks.bench_signature import build_wide
+from benchmarks.musicgen_large import (
     HOOKED_LAYERS,
     LARGE,
     Shape,
@@ -27,16 +22,15 @@ from musicgen_large import (  # noqa: E402
     finetune_flops,
     finetune_memory,
     finetune_seconds,
-    gib,
     layer_parameters,
     lm_parameters,
     spec_flops,
     trained_parameters,
 )
-
-from lumina_audit.customization.settings import FineTune  # noqa: E402
-from lumina_audit.customization.tuning import finetune, trainable, training_loss  # noqa: E402
-from lumina_audit.signature.pins import sdpa_context  # noqa: E402
+from lumina_audit.customization.settings import FineTune
+from lumina_audit.customization.tuning import finetune, trainable, training_loss
+from lumina_audit.signature.pins import sdpa_context
+from lumina_tools.markdown import gib
 
 FRAMES = 500  # one 10 s chunk
 CASES: dict[str, tuple[int, ...] | None] = {"all": None, "hooked": HOOKED_LAYERS, "last 6": tuple(range(42, 48))}

@@ -1,4 +1,4 @@
-"""``benchmarks/bench_groundtruth.py`` part 1 on a tiny configuration (no apt, well under a minute).
+"""``benchmarks.bench_groundtruth`` part 1 on a tiny configuration (no apt, well under a minute).
 
 Three catalog songs and ten controls rendered by ``lumina_audit._internal.synth``; ``customize`` on the
 random tiny checkpoint (1 fine-tuning step, 2 pieces of 1 s per copy and from the unmodified model);
@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import benchmarks._groundtruth_measure as gm
+import benchmarks.bench_groundtruth as bench
+from lumina_audit._internal.synth import SongSpec, render, write_wav
+from lumina_audit.customization.settings import FineTune, Sampling
+
 from ..conftest import ROOT, TINY
-
-sys.path[:0] = [str(ROOT / "benchmarks")]
-
-import _groundtruth_measure as gm  # noqa: E402
-import bench_groundtruth as bench  # noqa: E402
-
-from lumina_audit._internal.synth import SongSpec, render, write_wav  # noqa: E402
-from lumina_audit.customization.settings import FineTune, Sampling  # noqa: E402
 
 N_CATALOG, N_CONTROLS, PIECES = 3, 10, 2
 GRAD = [f"{m} {c}" for m in ("lumina-gradproj-v1", "lumina-gradstats-v1") for c in ("P", "M")]
@@ -51,7 +47,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]
     catalog = _songs(root / "catalog", "cat", range(8100, 8100 + N_CATALOG), 10.5)  # one whole 10 s chunk
     controls = _songs(root / "controls", "ctl", range(8200, 8200 + N_CONTROLS), 1.5)
     settings = gm.Settings(tuning=FineTune(steps=1, lr=1e-3), sampling=Sampling(count=PIECES, seconds=1.0))
-    meta = {"command": "python benchmarks/bench_groundtruth.py (smoke test)", "date": "today", "niceness": 0,
+    meta = {"command": "python -m benchmarks.bench_groundtruth (smoke test)", "date": "today", "niceness": 0,
             "apt_installed": []}
     data = {"catalog": "synth seeds 8100..8102", "controls": "synth seeds 8200..8209", "song_seconds": 10.5,
             "source": "lumina_audit._internal.synth", "why": "a smoke test."}
@@ -148,7 +144,7 @@ def test_code_histogram_ranks_recounted_from_the_piece_files(run: tuple[dict[str
 
 
 def test_report(run: tuple[dict[str, Any], Path]) -> None:
-    from _groundtruth_report import label, write_groundtruth
+    from benchmarks._groundtruth_report import label, write_groundtruth
 
     doc, root = run
     text = write_groundtruth(doc, root / "out")

@@ -1,4 +1,4 @@
-"""``benchmarks/bench_lr_battery.py``: its whole computation on a few synthetic songs (no apt, seconds).
+"""``benchmarks.bench_lr_battery``: its whole computation on a few synthetic songs (no apt, seconds).
 
 Catalog, controls and derived copies are rendered by ``lumina_audit._internal.synth`` and derived with
 ``lumina_audit.attribution.derive``; the signatures come from the tiny checkpoint of the test session.
@@ -9,20 +9,14 @@ raw cosines, then written as the report.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..conftest import ROOT
-
-sys.path[:0] = [str(ROOT / "benchmarks")]
-
-import bench_lr_battery as bench  # noqa: E402
-
-from lumina_audit._internal.synth import SongSpec, render, write_wav  # noqa: E402
-from lumina_audit.attribution.search import exact_similarities  # noqa: E402
+import benchmarks.bench_lr_battery as bench
+from lumina_audit._internal.synth import SongSpec, render, write_wav
+from lumina_audit.attribution.search import exact_similarities
 
 TRANSFORMS = ("gain-6db", "noise-20db", "speed+2", "splice")
 N_CATALOG, N_CONTROLS, SECONDS = 4, 10, 6.0
@@ -110,7 +104,7 @@ def test_lr_battery_computation_and_report(session: Any, tmp_path: Path) -> None
         assert "v1_floor" not in r["snorm"]
 
     doc: dict[str, Any] = {
-        "command": "python benchmarks/bench_lr_battery.py (smoke test)", "date": "today", "niceness": 0,
+        "command": "python -m benchmarks.bench_lr_battery (smoke test)", "date": "today", "niceness": 0,
         "run_seconds": 1.0, "git": {"commit": None, "changed_files": 0, "changed": [], "dirty": False},
         "versions": {"numpy": np.__version__}, "settings": settings.as_dict(), "notes": bench.NOTES,
         "model": {"model": "tiny", "width": 32, "digests": {"state_dict.bin": "0" * 64}},

@@ -21,7 +21,7 @@ from lumina_audit.certificates.signer import SignerCredentials, load_signer, sig
 from lumina_audit.certificates.verify import verify_certificate
 from lumina_audit.evidence import note
 from lumina_audit.evidence.keys import generate
-from lumina_audit.evidence.ledger import NAMESPACE, Ledger, prove
+from lumina_audit.evidence.ledger import LEDGER_NAMESPACE, Ledger, prove
 from lumina_audit.evidence.trust import TrustStore, format_entry, parse_trust
 
 OPERATOR = generate()
@@ -31,7 +31,7 @@ EVIL = "<script>alert(1)</script> {{ 7*7 }}"
 
 
 def _trust() -> TrustStore:
-    return parse_trust(format_entry("operator", [NAMESPACE], OPERATOR.public_key()))
+    return parse_trust(format_entry("operator", [LEDGER_NAMESPACE], OPERATOR.public_key()))
 
 
 def _report(song_id: str = "query-001", title: str = "A song", origin: str = "", seq: int = 0) -> dict[str, Any]:
@@ -213,7 +213,7 @@ def test_untrusted_checkpoint_rejected_at_step_4(made: tuple[dict[str, Any], byt
         _verify(pdf, pki[0])
     # ... and the genuine certificate fails too when the ledger key is not trusted.
     genuine = sign_certificate(render_certificate(doc, data, proof, issued_at=when), pki[1])
-    mallory_trust = parse_trust(format_entry("mallory", [NAMESPACE], MALLORY.public_key()))
+    mallory_trust = parse_trust(format_entry("mallory", [LEDGER_NAMESPACE], MALLORY.public_key()))
     with pytest.raises(CertificateError, match=r"^step 4:"):
         _verify(genuine, pki[0], mallory_trust)
 

@@ -23,7 +23,7 @@ from lumina_audit.certificates.pki import throwaway_pki, write_throwaway_pki
 from lumina_audit.certificates.render import render_certificate
 from lumina_audit.certificates.signer import load_signer, sign_certificate
 from lumina_audit.certificates.verify import verify_certificate
-from lumina_audit.evidence.ledger import NAMESPACE, Ledger
+from lumina_audit.evidence.ledger import LEDGER_NAMESPACE, Ledger
 from lumina_audit.evidence.trust import format_entry
 
 from .test_render_verify import OPERATOR, _make, _trust, signer_of
@@ -341,7 +341,7 @@ def test_cli_throwaway_p12_issue_letter_and_rerender(tmp_path: Path, monkeypatch
     then `certificate verify --rerender`: all in process (typer's CliRunner)."""
     from typer.testing import CliRunner
 
-    from lumina_audit.cli import app
+    from lumina_audit.cli.main import app
     from lumina_audit.evidence.keys import write_private_key
 
     root = tmp_path
@@ -349,7 +349,7 @@ def test_cli_throwaway_p12_issue_letter_and_rerender(tmp_path: Path, monkeypatch
     (root / "reports").mkdir()
     (root / "reports" / "q.json").write_bytes(data)
     write_private_key(root / "operator.key", OPERATOR)
-    (root / "trust").write_text(format_entry("operator", [NAMESPACE], OPERATOR.public_key()) + "\n")
+    (root / "trust").write_text(format_entry("operator", [LEDGER_NAMESPACE], OPERATOR.public_key()) + "\n")
     monkeypatch.setenv("LUMINA_TEST_P12", P12_PASS.decode())
     runner = CliRunner()
     made_pki = runner.invoke(app, ["pki", "throwaway", "--out", str(root / "pki"), "--kind", "ed25519",

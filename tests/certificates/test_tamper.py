@@ -147,8 +147,8 @@ def test_a_changed_padding_byte_fails_through_the_command(cert: Cert, tmp_path: 
     """The reported case: one bit of the unsigned zero padding of ``/Contents``; exit 1, with and without --ledger."""
     from typer.testing import CliRunner
 
-    from lumina_audit.cli import app
-    from lumina_audit.evidence.ledger import NAMESPACE
+    from lumina_audit.cli.main import app
+    from lumina_audit.evidence.ledger import LEDGER_NAMESPACE
     from lumina_audit.evidence.trust import format_entry
 
     _m, (_start, _first, second, _rest) = _byte_range(cert.pdf)
@@ -158,7 +158,7 @@ def test_a_changed_padding_byte_fails_through_the_command(cert: Cert, tmp_path: 
     (tmp_path / "bad.pdf").write_bytes(bytes(bad))
     (tmp_path / "good.pdf").write_bytes(cert.pdf)
     (tmp_path / "root.pem").write_bytes(cert.signer_root)
-    (tmp_path / "trust").write_text(format_entry("operator", [NAMESPACE], OPERATOR.public_key()) + "\n")
+    (tmp_path / "trust").write_text(format_entry("operator", [LEDGER_NAMESPACE], OPERATOR.public_key()) + "\n")
     runner = CliRunner()
     common = ["--roots", str(tmp_path / "root.pem"), "--trust", str(tmp_path / "trust")]
     good = runner.invoke(app, ["certificate", "verify", str(tmp_path / "good.pdf"), *common, "--ledger",

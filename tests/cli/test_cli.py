@@ -168,7 +168,7 @@ def test_every_command_of_the_app_has_an_example_in_its_help() -> None:
     import typer.main
     from typer.testing import CliRunner
 
-    from lumina_audit.cli import app
+    from lumina_audit.cli.main import app
 
     commands = _commands(typer.main.get_command(app))
     assert len(commands) >= 17, commands

@@ -1,6 +1,6 @@
 """The demo's whole chain, through the CLI, on a smaller catalog (issue 6).
 
-``scripts/demo.py`` runs every step as the command a user would type (keys, trust
+``python -m scripts.demo`` runs every step as the command a user would type (keys, trust
 file, throwaway PKI, manifests signed by two people, ``manifest run`` Extract -> Calibrate
 (likelihood ratios once per signature method, and v1's noise floor beside them) -> Attribute
 (lumina-attribution-v2) with certificates, ``ledger verify``, ``proof verify``, ``certificate
@@ -27,7 +27,7 @@ QUERY = "query-song00-song03"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     work = tmp_path_factory.mktemp("demo") / "work"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--work", str(work), "--catalog", "10",
+    done = subprocess.run([sys.executable, "-m", "scripts.demo", "--work", str(work), "--catalog", "10",
                            "--controls", "20", "--seconds", "3", "4"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False)
     return work, done

@@ -21,7 +21,7 @@ import typer.main
 from lumina_audit.cli._grammar import DEPRECATED, deprecation
 from lumina_audit.cli.main import app
 from lumina_audit.evidence.keys import generate, key_id, write_private_key
-from lumina_audit.evidence.ledger import NAMESPACE
+from lumina_audit.evidence.ledger import LEDGER_NAMESPACE
 from lumina_audit.evidence.trust import format_entry
 from lumina_audit.signature.pins import MARKER
 
@@ -208,7 +208,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     (root / "reports").mkdir()
     (root / "reports" / "q.json").write_bytes(data)
     write_private_key(root / "op.key", OPERATOR)
-    (root / "trust").write_text(format_entry("operator", [NAMESPACE, "lumina-audit/manifest"],
+    (root / "trust").write_text(format_entry("operator", [LEDGER_NAMESPACE, "lumina-audit/manifest"],
                                              OPERATOR.public_key()) + "\n")
     pki = one_document(cli(root, "pki", "throwaway", "--out", "pki", "--json"))
     issued = one_document(cli(root, "certificate", "issue", "reports/q.json", "--ledger", "ledger", "--trust", "trust",
@@ -217,7 +217,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     (root / "proof-1.json").write_text(cli(root, "ledger", "prove", "1", "--ledger", "ledger").stdout)
     proof = json.loads((root / "proof-1.json").read_text())
     (root / "proof-bad.json").write_text(json.dumps(proof | {"record": proof["record"].replace('"size":', '"bytes":')}))
-    (root / "other-trust").write_text(format_entry("other", [NAMESPACE], generate().public_key()) + "\n")
+    (root / "other-trust").write_text(format_entry("other", [LEDGER_NAMESPACE], generate().public_key()) + "\n")
     write_manifest(root, SAME, "unsigned.yaml")
     return World(root, issued, pki)
 

@@ -273,7 +273,7 @@ def test_damaged_unknown_or_incomplete_files_end_in_one_line(files: dict[str, Pa
     cases = [
         (("calibration", "show", tmp_path / "truncated.zip"), "not a readable calibration archive"),
         (("calibration", "show", tmp_path / "flipped.zip"), "calibration.json"),
-        (("calibration", "show", tmp_path / "v4.zip"), "this one says 4"),
+        (("calibration", "show", tmp_path / "v4.zip"), "version 4 is not supported (only 3 in an archive"),
         (("calibration", "show", tmp_path / "v9.json"), "version 9 is not supported"),
         (("calibration", "show", tmp_path / "missing.zip"), "cannot read"),
         (("calibration", "show", files["report"]), "not a lumina-calibration file"),

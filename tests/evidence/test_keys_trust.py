@@ -87,8 +87,13 @@ def test_missing_trust_file(tmp_path: Path) -> None:
         load_trust(tmp_path / "nope")
 
 
+def test_a_principal_starting_with_at_is_refused() -> None:
+    with pytest.raises(TrustError, match="not start with '@'"):
+        format_entry("@policy", ["lumina-audit/manifest"], keys.generate().public_key())
+
+
 @settings(max_examples=40, deadline=None)
-@given(principal=st.from_regex(r"[A-Za-z0-9._@-]{1,40}", fullmatch=True),
+@given(principal=st.from_regex(r"[A-Za-z0-9._-][A-Za-z0-9._@-]{0,39}", fullmatch=True),
        namespaces=st.sets(st.sampled_from(NAMESPACES), min_size=1),
        after=st.one_of(st.none(), st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1))),
        days=st.integers(1, 5000))

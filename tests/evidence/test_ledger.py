@@ -27,8 +27,8 @@ from lumina_audit.evidence import merkle, note
 from lumina_audit.evidence.dsse import pae
 from lumina_audit.evidence.keys import generate, key_id, write_private_key
 from lumina_audit.evidence.ledger import (
-    NAMESPACE,
-    PAYLOAD_TYPE,
+    LEDGER_NAMESPACE,
+    LEDGER_PAYLOAD_TYPE,
     Ledger,
     LedgerError,
     LedgerReport,
@@ -53,7 +53,7 @@ def at(minutes: float) -> datetime:
 
 
 def trust(*keys: tuple[str, Ed25519PrivateKey], valid_before: datetime | None = None) -> TrustStore:
-    lines = [format_entry(p, [NAMESPACE], k.public_key(), valid_before=valid_before) for p, k in keys]
+    lines = [format_entry(p, [LEDGER_NAMESPACE], k.public_key(), valid_before=valid_before) for p, k in keys]
     return parse_trust("\n".join(lines))
 
 
@@ -109,7 +109,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert doc["time"] == "2026-03-01T12:01:00.000000Z"
     assert doc["signer"] == {"key_id": key_id(ALICE.public_key()), "principal": "alice"}
     unsigned = rfc8785.dumps({k: v for k, v in doc.items() if k != "signature"})
-    ALICE.public_key().verify(base64.b64decode(doc["signature"]), pae(PAYLOAD_TYPE, unsigned))
+    ALICE.public_key().verify(base64.b64decode(doc["signature"]), pae(LEDGER_PAYLOAD_TYPE, unsigned))
     assert pae("t", b"xy") == b"DSSEv1 1 t 2 xy"
 
     leaves = [r.payload for r in records]
@@ -349,7 +349,7 @@ def test_time_going_backwards(tmp_path: Path) -> None:
     doc["time"] = "2026-03-01T11:00:00.000000Z"
     doc["prev"] = hashlib.sha256(frames(path, "records")[1]).hexdigest()
     unsigned = {k: v for k, v in doc.items() if k != "signature"}
-    doc["signature"] = base64.b64encode(ALICE.sign(pae(PAYLOAD_TYPE, rfc8785.dumps(unsigned)))).decode()
+    doc["signature"] = base64.b64encode(ALICE.sign(pae(LEDGER_PAYLOAD_TYPE, rfc8785.dumps(unsigned)))).decode()
     write_frames(path, "records", [*frames(path, "records"), rfc8785.dumps(doc)])
     assert_invalid(verify(path, TRUST), 2, "goes backwards")
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from lumina_audit.evidence import dsse
 from lumina_audit.evidence.manifest import (
-    NAMESPACE,
-    PAYLOAD_TYPE,
+    MANIFEST_NAMESPACE,
+    MANIFEST_PAYLOAD_TYPE,
     AttributeManifest,
     ExtractManifest,
     ManifestError,
@@ -442,7 +442,8 @@ def reviewer() -> Ed25519PrivateKey:
 
 @pytest.fixture(scope="module")
 def trust(operator: Ed25519PrivateKey, reviewer: Ed25519PrivateKey) -> TrustStore:
-    return trust_of(("operator", operator, [NAMESPACE]), ("reviewer", reviewer, [NAMESPACE, "lumina-audit/ledger"]))
+    return trust_of(("operator", operator, [MANIFEST_NAMESPACE]),
+                    ("reviewer", reviewer, [MANIFEST_NAMESPACE, "lumina-audit/ledger"]))
 
 
 def fails(path: Path, trust: TrustStore, pattern: str, at: datetime | None = None) -> None:
@@ -462,7 +463,7 @@ def test_sign_then_verify(tmp_path: Path, operator: Ed25519PrivateKey, reviewer:
     verified = verify_manifest(path, trust)
     assert [s.principal for s in verified.signers] == ["operator", "reviewer"]
     assert verified.envelope.payload == verified.loaded.canonical_json
-    assert verified.envelope.payload_type == PAYLOAD_TYPE
+    assert verified.envelope.payload_type == MANIFEST_PAYLOAD_TYPE
     assert not list(tmp_path.glob(".*.tmp"))
     # Reformatting, reordering and comments keep the signature valid.
     path.write_text(SAME)
@@ -479,7 +480,8 @@ def test_second_signer(tmp_path: Path, operator: Ed25519PrivateKey, reviewer: Ed
     with pytest.raises(dsse.EnvelopeError, match="already signed"):
         sign_manifest(path, reviewer)
     # A reviewer key unknown to this trust file spoils the pair.
-    fails(path, trust_of(("operator", operator, [NAMESPACE])), r"^step 5\.3: signature 2 of 2: .*not in the trust")
+    fails(path, trust_of(("operator", operator, [MANIFEST_NAMESPACE])),
+          r"^step 5\.3: signature 2 of 2: .*not in the trust")
 
 
 def test_unsigned(tmp_path: Path, trust: TrustStore) -> None:
@@ -508,10 +510,10 @@ def test_unknown_key(tmp_path: Path, trust: TrustStore) -> None:
 def test_expired_and_not_yet_valid_key(tmp_path: Path, operator: Ed25519PrivateKey) -> None:
     path = write(tmp_path, FULL)
     sign_manifest(path, operator)
-    expired = trust_of(("operator", operator, [NAMESPACE]), after=NOW - timedelta(days=30),
+    expired = trust_of(("operator", operator, [MANIFEST_NAMESPACE]), after=NOW - timedelta(days=30),
                        before=NOW - timedelta(days=1))
     fails(path, expired, r"^step 5\.3: .*\(operator\) is not valid at")
-    future = trust_of(("operator", operator, [NAMESPACE]), after=NOW + timedelta(days=1),
+    future = trust_of(("operator", operator, [MANIFEST_NAMESPACE]), after=NOW + timedelta(days=1),
                       policy=format_policy("default", 1))  # one signer suffices when the policy says so
     fails(path, future, r"^step 5\.3: .*is not valid at")
     assert verify_manifest(path, future, at=NOW + timedelta(days=2)).signers[0].principal == "operator"
@@ -552,7 +554,7 @@ def test_payload_type_checked(tmp_path: Path, operator: Ed25519PrivateKey, trust
 def test_sig_file_permissions(tmp_path: Path, operator: Ed25519PrivateKey) -> None:
     sig = sign_manifest(write(tmp_path, FULL), operator)
     assert os.stat(sig).st_mode & 0o777 == 0o644
-    assert dsse.Envelope.from_json(sig.read_text()).payload_type == PAYLOAD_TYPE
+    assert dsse.Envelope.from_json(sig.read_text()).payload_type == MANIFEST_PAYLOAD_TYPE
 
 
 # ---------------------------------------------------------------- inputs

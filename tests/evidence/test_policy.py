@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from lumina_audit.cli import app
+from lumina_audit.cli.main import app
 from lumina_audit.evidence import dsse, keys
 from lumina_audit.evidence.manifest import KINDS, sign_manifest, verify_manifest
 from lumina_audit.evidence.trust import (

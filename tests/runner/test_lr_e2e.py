@@ -20,7 +20,7 @@ import pytest
 from lumina_audit._internal.synth import SongSpec, render, write_wav
 from lumina_audit.attribution import calibration_file
 from lumina_audit.attribution.cohort import snorm
-from lumina_audit.attribution.derive import derive
+from lumina_audit.attribution.derive import derive_audio as derive
 from lumina_audit.attribution.likelihood_ratio import verbal
 from lumina_audit.attribution.reports import read_calibration, read_report
 from lumina_audit.attribution.search import exact_similarities

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from lumina_audit._internal.synth import SongSpec, render, write_wav
-from lumina_audit.attribution.derive import derive
+from lumina_audit.attribution.derive import derive_audio as derive
 from lumina_audit.attribution.detection import Figures, Outcome
 from lumina_audit.attribution.reports import read_calibration, read_report
 from lumina_audit.errors import LuminaError

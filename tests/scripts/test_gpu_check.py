@@ -1,4 +1,4 @@
-"""``scripts/gpu_check.py``: its dry run on the CPU, its refusals, its FLOP count and its report."""
+"""``scripts.gpu_check``: its dry run on the CPU, its refusals, its FLOP count and its report."""
 
 from __future__ import annotations
 
@@ -12,22 +12,18 @@ from typing import Any
 import pytest
 import torch
 
+from benchmarks.musicgen_large import LARGE, Shape, hooked_entries, lm_parameters, paper_memory, peak_fp32, spec_flops
+from scripts import gpu_check, gpu_check_steps
+from scripts.gpu_check_report import markdown
+
 from ..conftest import ROOT
 
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "benchmarks")]
-
-import gpu_check  # noqa: E402
-import gpu_check_steps  # noqa: E402
-from gpu_check_report import markdown  # noqa: E402
-from musicgen_large import LARGE, Shape, hooked_entries, lm_parameters, paper_memory, peak_fp32, spec_flops  # noqa: E402
-
-SCRIPT = ROOT / "scripts" / "gpu_check.py"
 STEP_NAMES = [name for name, _, _ in gpu_check_steps.STEPS] + ["pytest_gpu"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=os.environ, capture_output=True,
-                          text=True, timeout=900, check=False)
+    return subprocess.run([sys.executable, "-m", "scripts.gpu_check", *args], cwd=ROOT, env=os.environ,
+                          capture_output=True, text=True, timeout=900, check=False)
 
 
 def test_dry_run_passes_every_step_and_writes_both_reports(tmp_path: Path) -> None:
@@ -86,10 +82,9 @@ def check_finetune_steps(steps: dict[str, Any], text: str) -> None:
 
 
 def test_finetune_out_of_memory_is_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gpu_check_context import DRY, Context
-
     import lumina_audit.customization.tuning as tuning
     from lumina_audit.signature.pins import Pins
+    from scripts.gpu_check_context import DRY, Context
 
     def oom(*_: Any) -> Any:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 12.00 GiB\nmore")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import statistics
-import sys
 from typing import Any
 
 import numpy as np
 
-from ..conftest import ROOT
+from scripts.robustness import measure, table
 
 N_CATALOG, N_CONTROLS = 8, 10
 
@@ -31,9 +30,6 @@ def _cell(ranks: list[int]) -> str:
 
 
 def test_robustness_table_is_measured(session: Any, capsys: Any) -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from robustness import measure, table
-
     rec = _Recording(session)
     rows = measure(rec, n_catalog=N_CATALOG, n_controls=N_CONTROLS, seconds=4.0)
     with capsys.disabled():

@@ -174,9 +174,8 @@ def test_one_backward_pass_per_chunk_whatever_the_methods(session: Any, tmp_path
 
 def test_projection_holds_no_full_copy_of_a_tensor() -> None:
     """Peak memory of projecting a 2**24-entry float64 tensor (128 MiB): well under one more copy of it."""
-    code = f"""
-import json, resource, sys
-sys.path.insert(0, {str(ROOT)!r})
+    code = """
+import json, resource
 import numpy as np
 from lumina_audit.signature.methods import gradproj as gp
 def peak():
@@ -190,9 +189,10 @@ uncached = peak() - before
 gp.CACHE_BYTES = 1 << 30
 gp.sketch(12, 1, g, 1.0)
 cached = peak() - before
-print(json.dumps({{"uncached": uncached, "cached": cached}}))
+print(json.dumps({"uncached": uncached, "cached": cached}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         timeout=300)
     grew = json.loads(out.stdout)
     copy = 8 << 24
     assert grew["uncached"] < copy / 8, grew  # blocks of 2**16 entries only

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumina_audit.errors import ConfigError
-from lumina_audit.signature.space import METHOD, SignatureConfig, SignatureSpace
+from lumina_audit.signature.methods import DEFAULT_METHOD, GRADPROJ, GRADSTATS, GRADSTATS_V1
+from lumina_audit.signature.space import SignatureConfig, SignatureSpace
 
 DIGESTS = {"state_dict.bin": "a" * 64, "compression_state_dict.bin": "b" * 64}
 
@@ -37,7 +38,7 @@ SPEC_RESAMPLER = {
 
 def test_defaults_are_the_spec_values() -> None:
     c = SignatureConfig()
-    assert METHOD == "lumina-gradstats-v1"
+    assert GRADSTATS_V1 == "lumina-gradstats-v1"
     assert tuple(c.layers_p) == (42, 43, 44, 45, 46, 47)
     assert tuple(c.layers_m) == (12, 13, 14, 15, 16, 17)
     assert list(c.tensors) == SPEC_TENSORS
@@ -52,7 +53,7 @@ def test_defaults_are_the_spec_values() -> None:
 
 
 def test_space_document_holds_every_setting() -> None:
-    doc = SignatureConfig().space(DIGESTS).as_dict()
+    doc = SignatureConfig().space(DIGESTS, GRADSTATS).as_dict()
     assert doc == {
         "method": "lumina-gradstats-v1",
         "model": DIGESTS,
@@ -67,6 +68,17 @@ def test_space_document_holds_every_setting() -> None:
         "resampler": SPEC_RESAMPLER,
     }
     assert "max_seconds" not in json.dumps(doc)
+
+
+def test_a_space_that_names_no_method_is_gradproj() -> None:
+    """gradproj is the default wherever a method is not named; a gradstats space is named explicitly (its digest
+    is the one version 1 manifests, stores and reports record)."""
+    assert DEFAULT_METHOD is GRADPROJ and DEFAULT_METHOD.name == "lumina-gradproj-v1"
+    config = SignatureConfig()
+    assert config.space(DIGESTS) == config.space(DIGESTS, GRADPROJ) == SignatureSpace.build(config, DIGESTS)
+    assert config.space(DIGESTS).as_dict()["method"] == "lumina-gradproj-v1"
+    assert config.space(DIGESTS, GRADSTATS).as_dict()["method"] == "lumina-gradstats-v1"
+    assert config.space(DIGESTS).digest != config.space(DIGESTS, GRADSTATS).digest
 
 
 _P, _M = (42, 43, 44, 45, 46, 47), (12, 13, 14, 15, 16, 17)
@@ -268,7 +280,7 @@ def test_random_valid_configs_round_trip(
     digests = {"state_dict.bin": model[0], "compression_state_dict.bin": model[1]}
     cfg = SignatureConfig(codebook_boosts=boosts, chunk_seconds=chunk, min_chunk_seconds=min_chunk)
     assert cfg.chunk_samples == chunk_64ths * 500
-    space = cfg.space(digests)
+    space = cfg.space(digests, GRADSTATS)  # a gradstats space states its stats
     assert space.canonical_json == rfc8785.dumps(json.loads(space.canonical_json))
     again = SignatureSpace.from_canonical_json(space.canonical_json)
     assert again == space
@@ -284,4 +296,4 @@ def test_random_valid_configs_round_trip(
         chunk_seconds=doc["chunk_seconds"], min_chunk_seconds=doc["min_chunk_seconds"],
         sample_rate=doc["sample_rate"], resampler=doc["resampler"],
     )
-    assert rebuilt.space(doc["model"]) == space
+    assert rebuilt.space(doc["model"], GRADSTATS) == space

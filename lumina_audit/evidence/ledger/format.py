@@ -19,10 +19,12 @@ A record is RFC 8785 JSON with exactly the members ``format`` (``lumina-ledger-r
 ``version`` (1), ``seq`` (0-based), ``time`` (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), ``prev`` (SHA-256 hex
 of the previous record's payload, 64 zeros for seq 0), ``kind``, ``body`` (an object), ``signer``
 (``{"key_id", "principal"}``) and ``signature``: base64 Ed25519 over the DSSE PAE of
-:data:`PAYLOAD_TYPE` and the canonical record without ``signature``. Merkle leaves (RFC 9162) are
+:data:`LEDGER_PAYLOAD_TYPE` and the canonical record without ``signature``. Merkle leaves (RFC 9162) are
 the record payloads.
 
-Appending and repair: :mod:`.writer`; verification: :mod:`.verification`; proofs: :mod:`.proofs`.
+This module reads and writes those shapes and checks them, without keys or trust: record and
+checkpoint signatures are :mod:`.signatures`, the Merkle tree over the records :mod:`.tree`,
+appending and repair :mod:`.writer`, verification :mod:`.verification`, proofs :mod:`.proofs`.
 """
 
 from __future__ import annotations
@@ -32,43 +34,41 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
 
 from ...errors import LuminaError
 from .. import merkle, note
 from ..dsse import pae
-from ..trust import TrustError, TrustStore
 
 __all__ = [
-    "CHECKPOINTS", "FORMAT", "HEADER", "LOCK", "NAMESPACE", "PAYLOAD_TYPE", "PROOF_FORMAT", "RECORDS",
-    "RECORD_FORMAT", "VERSION", "ZERO_HASH", "Frames", "LedgerError", "Record",
-    "decode_frames", "encode_frame",
+    "CHECKPOINTS", "FORMAT", "HEADER", "HEX64", "HINT_REPAIR", "LEDGER_NAMESPACE", "LEDGER_PAYLOAD_TYPE", "LOCK",
+    "PRINCIPAL", "RECORDS", "RECORD_FORMAT", "VERSION", "ZERO_HASH", "Frames", "LedgerError", "LedgerUnreadable",
+    "Record", "checkpoint_body", "checkpoint_size", "decode_frames", "decode_record", "encode_frame", "format_time",
+    "is_int", "key_event_error", "read_file", "read_header",
 ]
 
-FORMAT, VERSION, RECORD_FORMAT, PROOF_FORMAT = "lumina-ledger", 1, "lumina-ledger-record", "lumina-inclusion-proof"
+FORMAT, VERSION, RECORD_FORMAT = "lumina-ledger", 1, "lumina-ledger-record"
 
-NAMESPACE = "lumina-audit/ledger"
+LEDGER_NAMESPACE = "lumina-audit/ledger"
 
-PAYLOAD_TYPE = "application/vnd.lumina-audit.ledger-record.v1+json"
+LEDGER_PAYLOAD_TYPE = "application/vnd.lumina-audit.ledger-record.v1+json"
 
 HEADER, RECORDS, CHECKPOINTS, LOCK = "ledger.json", "records", "checkpoints", "lock"
 
 ZERO_HASH = "0" * 64
 
-Status = Literal["valid", "invalid", "could-not-check"]
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+#: A SHA-256 or key id: 64 lowercase hex digits (``fullmatch``).
+HEX64 = re.compile(r"[0-9a-f]{64}")
 
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
-_PRINCIPAL = re.compile(r"[A-Za-z0-9._@-]{1,128}")
+#: A signer's principal (``fullmatch``).
+PRINCIPAL = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 
 _HEAD = re.compile(rb"(0|[1-9][0-9]{0,15}) ([0-9a-f]{64}) ")
 
@@ -76,7 +76,8 @@ _HEAD_PREFIX = re.compile(rb"(?:0|[1-9][0-9]{0,15})(?: [0-9a-f]{0,64})?")
 
 _MEMBERS = frozenset({"format", "version", "seq", "time", "prev", "kind", "body", "signer", "signature"})
 
-_HINT_REPAIR = "run `lumina-audit ledger verify`, then `lumina-audit ledger repair` if it reports a torn tail"
+#: The hint of an error that a torn tail may explain.
+HINT_REPAIR = "run `lumina-audit ledger verify`, then `lumina-audit ledger repair` if it reports a torn tail"
 
 
 class LedgerError(LuminaError):
@@ -85,7 +86,7 @@ class LedgerError(LuminaError):
     exit_code = 1
 
 
-class _Unreadable(LedgerError):
+class LedgerUnreadable(LedgerError):
     """The ledger cannot be read at all (missing, permissions, unknown format): could not check."""
 
 
@@ -157,10 +158,11 @@ class Record:
         """What the signature covers: PAE of the canonical record without ``signature``."""
         doc = json.loads(self.payload)
         del doc["signature"]
-        return pae(PAYLOAD_TYPE, rfc8785.dumps(doc))
+        return pae(LEDGER_PAYLOAD_TYPE, rfc8785.dumps(doc))
 
 
-def _format_time(when: datetime) -> str:
+def format_time(when: datetime) -> str:
+    """A record's ``time``: UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -173,15 +175,16 @@ def _parse_time(text: Any) -> datetime:
         raise LedgerError(f"time {text!r} is not a valid date and time") from None
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """A JSON integer (not a bool)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _decode_record(payload: bytes, *, canonical: bool = True) -> Record:
+def decode_record(payload: bytes, *, canonical: bool = True) -> Record:
     """Parse a record payload; raise :class:`LedgerError` when it is not exactly a canonical record.
 
     ``canonical=False`` skips the (slow, pure Python) RFC 8785 comparison: appends use it for the
-    records already in the ledger, whose canonical form :func:`verify` checks.
+    records already in the ledger, whose canonical form verification checks.
     """
     try:
         doc = json.loads(payload)
@@ -192,16 +195,16 @@ def _decode_record(payload: bytes, *, canonical: bool = True) -> Record:
     if not isinstance(doc, dict) or set(doc) != _MEMBERS:
         raise LedgerError(f"must have exactly the members {', '.join(sorted(_MEMBERS))}")
     signer = doc["signer"]
-    if doc["format"] != RECORD_FORMAT or doc["version"] != 1 or not _is_int(doc["version"]):
+    if doc["format"] != RECORD_FORMAT or doc["version"] != 1 or not is_int(doc["version"]):
         raise LedgerError(f"format/version is {doc['format']!r}/{doc['version']!r}, not {RECORD_FORMAT!r}/1")
-    if not _is_int(doc["seq"]) or doc["seq"] < 0:
+    if not is_int(doc["seq"]) or doc["seq"] < 0:
         raise LedgerError(f"seq {doc['seq']!r} is not a non-negative integer")
-    if not isinstance(doc["prev"], str) or not _HEX64.fullmatch(doc["prev"]):
+    if not isinstance(doc["prev"], str) or not HEX64.fullmatch(doc["prev"]):
         raise LedgerError("prev is not 64 lowercase hex digits")
     if not isinstance(doc["kind"], str) or not doc["kind"] or not isinstance(doc["body"], dict):
         raise LedgerError("kind must be a non-empty string and body an object")
     if not isinstance(signer, dict) or set(signer) != {"key_id", "principal"} or not isinstance(
-            signer["key_id"], str) or not _HEX64.fullmatch(signer["key_id"]) or not isinstance(
+            signer["key_id"], str) or not HEX64.fullmatch(signer["key_id"]) or not isinstance(
             signer["principal"], str):
         raise LedgerError("signer must be {key_id: 64 hex digits, principal: string}")
     try:
@@ -214,34 +217,21 @@ def _decode_record(payload: bytes, *, canonical: bool = True) -> Record:
                   signer["key_id"], signer["principal"], signature, payload)
 
 
-def _check_signature(rec: Record, trust: TrustStore) -> None:
-    try:
-        entry = trust.authorise(rec.key_id, NAMESPACE, rec.time)
-    except TrustError as exc:
-        raise LedgerError(exc.message) from None
-    if entry.principal != rec.principal:
-        raise LedgerError(f"principal {rec.principal!r} is not the trust-file principal {entry.principal!r}")
-    try:
-        entry.public_key.verify(rec.signature, rec.signed_bytes())
-    except InvalidSignature:
-        raise LedgerError(f"signature by {rec.principal} ({rec.key_id[:16]}...) does not verify") from None
-
-
-def _key_event_error(kind: str, body: dict[str, Any]) -> str | None:
+def key_event_error(kind: str, body: dict[str, Any]) -> str | None:
     """What is wrong with the body of a key-revocation or key-rotation record (None: nothing)."""
     want = {"key-revocation": {"key_id": "hex", "reason": "str"},
             "key-rotation": {"old_key_id": "hex", "new_key_id": "hex"}}.get(kind)
     if want is None:
         return None
     if set(body) != set(want) or any(
-            not isinstance(body[k], str) or (t == "hex" and not _HEX64.fullmatch(body[k])) for k, t in want.items()):
+            not isinstance(body[k], str) or (t == "hex" and not HEX64.fullmatch(body[k])) for k, t in want.items()):
         return f"{kind} body must be exactly {{{', '.join(want)}}} (key ids as 64 hex digits)"
     if kind == "key-rotation" and body["old_key_id"] == body["new_key_id"]:
         return "key-rotation from a key to itself"
     return None
 
 
-def _checkpoint_body(text: str) -> note.Checkpoint:
+def checkpoint_body(text: str) -> note.Checkpoint:
     """Parse a checkpoint note's text without checking its signatures."""
     split = text.rfind("\n\n")
     if split < 0:
@@ -252,59 +242,12 @@ def _checkpoint_body(text: str) -> note.Checkpoint:
         raise LedgerError(exc.message) from None
 
 
-def _open_checkpoint(text: str, trust: TrustStore, at_for: Callable[[int], datetime]) -> tuple[note.Checkpoint, str]:
-    """Steps: (1) parse; (2) a signature by a ledger key verifies; (3) that key is trusted when the
-    last covered record was written. Returns the checkpoint and the key id that signed it."""
-    cp = _checkpoint_body(text)
-    refused: list[str] = []
-    for entry in trust.keys_for(NAMESPACE):
-        try:
-            note.open_note(text, {entry.principal: entry.public_key})
-        except note.NoteError as exc:
-            if exc.message.startswith("note carries no signature"):
-                continue
-            raise LedgerError(exc.message) from None
-        try:
-            trust.authorise(entry.key_id, NAMESPACE, at_for(cp.size))
-        except TrustError as exc:
-            refused.append(exc.message)
-            continue
-        return cp, entry.key_id
-    raise LedgerError("; ".join(refused) or f"no signature by a key trusted for {NAMESPACE}")
-
-
-def _prefix_roots(leaf_hashes: Sequence[bytes]) -> list[bytes]:
-    """``roots[k]``: the RFC 9162 root of the first ``k`` leaves, for every k (O(n log n))."""
-    roots: list[bytes] = [merkle.EMPTY_ROOT]
-    stack: list[tuple[bytes, int]] = []
-    for h in leaf_hashes:
-        node, height = h, 0
-        while stack and stack[-1][1] == height:
-            node, height = merkle.node_hash(stack.pop()[0], node), height + 1
-        stack.append((node, height))
-        r = node
-        for left, _ in reversed(stack[:-1]):
-            r = merkle.node_hash(left, r)
-        roots.append(r)
-    return roots
-
-
-def _consistent(leaves: Sequence[bytes], old: note.Checkpoint, new: note.Checkpoint) -> str | None:
-    if new.size < old.size:
-        return f"size {new.size} is smaller than the previous checkpoint's {old.size}"
-    try:
-        proof = merkle.consistency_proof(leaves, old.size, new.size)
-        merkle.verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
-    except merkle.ProofError as exc:
-        return f"not consistent with the checkpoint of size {old.size}: {exc.message}"
-    return None
-
-
-def _read_header(path: Path) -> tuple[str, datetime]:
+def read_header(path: Path) -> tuple[str, datetime]:
+    """The origin and creation time of the ledger at ``path``; :class:`LedgerUnreadable` when it is no ledger."""
     try:
         raw = (path / HEADER).read_bytes()
     except OSError as exc:
-        raise _Unreadable(f"{path / HEADER}: cannot read the ledger header ({exc.strerror})") from None
+        raise LedgerUnreadable(f"{path / HEADER}: cannot read the ledger header ({exc.strerror})") from None
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
@@ -312,7 +255,7 @@ def _read_header(path: Path) -> tuple[str, datetime]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION or isinstance(
             doc.get("version"), bool):
         got = (doc.get("format"), doc.get("version")) if isinstance(doc, dict) else type(doc).__name__
-        raise _Unreadable(f"{path}: unknown ledger format/version {got}; this reads {FORMAT} version {VERSION}")
+        raise LedgerUnreadable(f"{path}: unknown ledger format/version {got}; this reads {FORMAT} version {VERSION}")
     origin = doc.get("origin")
     try:
         if not isinstance(origin, str):
@@ -323,15 +266,17 @@ def _read_header(path: Path) -> tuple[str, datetime]:
     return origin, _parse_time(doc.get("created"))
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
+    """The bytes of one of the ledger's files; :class:`LedgerError` when it cannot be read."""
     try:
         return path.read_bytes()
     except OSError as exc:
         raise LedgerError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def _safe_size(raw: bytes) -> int:
+def checkpoint_size(raw: bytes) -> int:
+    """The size a framed checkpoint claims, unchecked (0 when it cannot be parsed)."""
     try:
-        return _checkpoint_body(raw.decode("utf-8")).size
+        return checkpoint_body(raw.decode("utf-8")).size
     except (LedgerError, UnicodeDecodeError):
         return 0

@@ -13,18 +13,14 @@ from typing import Any
 
 from .. import merkle
 from ..trust import TrustStore
-from .format import (
-    _HEX64,
-    PROOF_FORMAT,
-    LedgerError,
-    _check_signature,
-    _checkpoint_body,
-    _decode_record,
-    _open_checkpoint,
-)
-from .writer import Ledger, _lock
+from .format import HEX64, LedgerError, checkpoint_body, decode_record
+from .signatures import check_record_signature, open_checkpoint
+from .writer import Ledger
 
-__all__ = ["ProofReport", "prove", "verify_proof"]
+__all__ = ["PROOF_FORMAT", "ProofReport", "prove", "verify_proof"]
+
+#: The ``format`` of an inclusion proof document (version 1).
+PROOF_FORMAT = "lumina-inclusion-proof"
 
 
 @dataclass(frozen=True)
@@ -48,11 +44,10 @@ class ProofReport:
 def prove(path: Path, seq: int) -> dict[str, Any]:
     """An offline inclusion proof of record ``seq`` against the latest checkpoint."""
     ledger = Ledger.open(Path(path))
-    with _lock(ledger.path, exclusive=False):
-        records, checkpoints = ledger._load(allow_torn=True)
+    records, checkpoints = ledger.contents()
     if not checkpoints:
         raise LedgerError(f"{path}: the ledger has no checkpoint yet")
-    cp = _checkpoint_body(checkpoints[-1])
+    cp = checkpoint_body(checkpoints[-1])
     if not 0 <= seq < cp.size:
         raise LedgerError(f"record {seq} is not covered by the latest checkpoint (size {cp.size})")
     proof = merkle.inclusion_proof([r.leaf_hash for r in records], seq, cp.size)
@@ -77,24 +72,24 @@ def verify_proof(doc: dict[str, Any], trust: TrustStore, *, expected_record: byt
         raise fail(1, "not an inclusion proof document (" + ", ".join(fields) + ")")
     if doc["format"] != PROOF_FORMAT or doc["version"] != 1:
         raise fail(1, f"unknown proof format/version {doc['format']!r}/{doc['version']!r}")
-    if not all(isinstance(p, str) and _HEX64.fullmatch(p) for p in doc["proof"]):
+    if not all(isinstance(p, str) and HEX64.fullmatch(p) for p in doc["proof"]):
         raise fail(1, "proof elements must be 64 lowercase hex digits")
     # Step 2: the record is a canonical ledger record at the claimed index.
     try:
         record = doc["record"].encode()
-        rec = _decode_record(record)
+        rec = decode_record(record)
     except (LedgerError, UnicodeEncodeError) as exc:
         raise fail(2, f"record {exc}") from None
     if rec.seq != doc["leaf_index"]:
         raise fail(2, f"record has seq {rec.seq}, the proof claims leaf index {doc['leaf_index']}")
     # Step 3: the record's own signature, by a key trusted at the record's time.
     try:
-        _check_signature(rec, trust)
+        check_record_signature(rec, trust)
     except LedgerError as exc:
         raise fail(3, f"record {rec.seq}: {exc.message}") from None
     # Step 4: the checkpoint, signed by a key trusted for the ledger (at the record's time at least).
     try:
-        cp, cp_key = _open_checkpoint(doc["checkpoint"], trust, lambda _size: rec.time)
+        cp, cp_key = open_checkpoint(doc["checkpoint"], trust, lambda _size: rec.time)
     except LedgerError as exc:
         raise fail(4, f"checkpoint: {exc.message}") from None
     if cp.origin != doc["origin"] or cp.size != doc["tree_size"]:

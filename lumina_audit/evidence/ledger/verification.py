@@ -37,30 +37,30 @@ from typing import Any, Literal
 from .. import merkle, note
 from ..trust import TrustError, TrustStore
 from .format import (
-    _HEX64,
     CHECKPOINTS,
-    NAMESPACE,
+    HEX64,
+    LEDGER_NAMESPACE,
     RECORDS,
     ZERO_HASH,
     LedgerError,
+    LedgerUnreadable,
     Record,
-    Status,
-    _check_signature,
-    _consistent,
-    _decode_record,
-    _format_time,
-    _is_int,
-    _key_event_error,
-    _open_checkpoint,
-    _prefix_roots,
-    _read_header,
-    _safe_size,
-    _Unreadable,
+    checkpoint_size,
     decode_frames,
+    decode_record,
+    format_time,
+    is_int,
+    key_event_error,
+    read_header,
 )
-from .writer import _lock
+from .signatures import check_record_signature, open_checkpoint
+from .tree import consistency_problem, prefix_roots
+from .writer import lock
 
-__all__ = ["Finding", "LedgerReport", "verify"]
+__all__ = ["Finding", "LedgerReport", "Status", "verify"]
+
+#: A verification's bottom line.
+Status = Literal["valid", "invalid", "could-not-check"]
 
 
 @dataclass(frozen=True)
@@ -106,13 +106,13 @@ def _verify(path: Path, trust: TrustStore, check_outputs: bool, external: str | 
 
     # Step 1: header.
     try:
-        origin, created = _read_header(path)
+        origin, created = read_header(path)
     except LedgerError as exc:
-        add(None, "1 header", exc.message, isinstance(exc, _Unreadable))
+        add(None, "1 header", exc.message, isinstance(exc, LedgerUnreadable))
         return 0, 0
     # Step 2: frames (read under a shared lock, so that no append is half-seen).
     try:
-        with _lock(path, exclusive=False, required=False):
+        with lock(path, exclusive=False, required=False):
             rec_data, cp_data = (path / RECORDS).read_bytes(), (path / CHECKPOINTS).read_bytes()
     except FileNotFoundError as exc:
         add(None, "2 frames", f"{exc.filename} is missing")
@@ -123,14 +123,14 @@ def _verify(path: Path, trust: TrustStore, check_outputs: bool, external: str | 
     recs, cps = decode_frames(rec_data), decode_frames(cp_data)
     n = len(recs.payloads)
     leaves = [merkle.leaf_hash(p) for p in recs.payloads]
-    roots = _prefix_roots(leaves)
+    roots = prefix_roots(leaves)
     # Steps 3 to 6: each record.
     records: list[Record | None] = []
     last_time: datetime | None = None
     retired: dict[str, tuple[int, str]] = {}  # key id -> (record that retired it, how)
     for i, payload in enumerate(recs.payloads):
         try:
-            rec = _decode_record(payload)
+            rec = decode_record(payload)
         except LedgerError as exc:
             add(i, "3 record", f"record {i}: {exc.message}")
             records.append(None)
@@ -143,17 +143,17 @@ def _verify(path: Path, trust: TrustStore, check_outputs: bool, external: str | 
             add(i, "4 chain", f"record {i}: prev is not the hash of record {i - 1}" if i else
                 "record 0: prev is not 64 zeros")
         if last_time is not None and rec.time < last_time:
-            add(i, "4 chain", f"record {i}: time {_format_time(rec.time)} goes backwards")
+            add(i, "4 chain", f"record {i}: time {format_time(rec.time)} goes backwards")
         last_time = rec.time if last_time is None else max(last_time, rec.time)
         try:
-            _check_signature(rec, trust)
+            check_record_signature(rec, trust)
         except LedgerError as exc:
             add(i, "5 signature", f"record {i}: {exc.message}")
             continue
         if rec.key_id in retired:
             add(i, "6 keys", f"record {i}: signed by key {rec.key_id[:16]}... {retired[rec.key_id][1]}")
             continue
-        if (problem := _key_event_error(rec.kind, rec.body)) is not None:
+        if (problem := key_event_error(rec.kind, rec.body)) is not None:
             add(i, "6 keys", f"record {i}: {problem}")
         elif rec.kind == "key-revocation":
             retired.setdefault(rec.body["key_id"], (i, f"revoked by record {i}"))
@@ -162,7 +162,7 @@ def _verify(path: Path, trust: TrustStore, check_outputs: bool, external: str | 
                 add(i, "6 keys", f"record {i}: a key-rotation must be signed by the old key")
                 continue
             try:
-                trust.authorise(rec.body["new_key_id"], NAMESPACE, rec.time)
+                trust.authorise(rec.body["new_key_id"], LEDGER_NAMESPACE, rec.time)
             except TrustError as exc:
                 add(i, "6 keys", f"record {i}: rotation to an untrusted key: {exc.message}")
             retired.setdefault(rec.key_id, (i, f"rotated out by record {i}"))
@@ -179,9 +179,9 @@ def _verify(path: Path, trust: TrustStore, check_outputs: bool, external: str | 
     max_size, latest = 0, None
     for j, raw in enumerate(cps.payloads):
         try:
-            cp, kid = _open_checkpoint(raw.decode("utf-8"), trust, at_for)
+            cp, kid = open_checkpoint(raw.decode("utf-8"), trust, at_for)
         except (LedgerError, UnicodeDecodeError) as exc:
-            size = _safe_size(raw)
+            size = checkpoint_size(raw)
             add(size - 1 if 0 < size <= n else None, "7 checkpoints", f"checkpoint {j}: {exc}")
             continue
         about = cp.size - 1 if 0 < cp.size <= n else None
@@ -195,13 +195,13 @@ def _verify(path: Path, trust: TrustStore, check_outputs: bool, external: str | 
         elif kid in retired and cp.size > retired[kid][0] + 1:
             problem = f"signed by key {kid[:16]}... {retired[kid][1]}"
         elif latest is not None:
-            problem = _consistent(leaves, latest, cp)
+            problem = consistency_problem(leaves, latest, cp)
         if problem is not None:
             add(about, "7 checkpoints", f"checkpoint {j}: {problem}")
             continue
         latest, max_size = cp, max(max_size, cp.size)
     # Step 2 (continued), now that the checkpointed range is known.
-    claimed = max((_safe_size(p) for p in cps.payloads), default=0)
+    claimed = max((checkpoint_size(p) for p in cps.payloads), default=0)
     if recs.tail:
         where = f"{len(recs.tail)} bytes at offset {recs.end}"
         if recs.torn and n >= claimed:
@@ -230,7 +230,7 @@ def _check_external(text: str, trust: TrustStore, origin: str, n: int, leaves: l
                     at_for: Callable[[int], datetime], add: Callable[[int | None, str, str], None]) -> None:
     step = "9 external checkpoint"
     try:
-        cp, kid = _open_checkpoint(text, trust, at_for)
+        cp, kid = open_checkpoint(text, trust, at_for)
     except LedgerError as exc:
         add(None, step, f"external checkpoint: {exc.message}")
         return
@@ -243,7 +243,7 @@ def _check_external(text: str, trust: TrustStore, origin: str, n: int, leaves: l
             f"external checkpoint root differs from the root of records 0..{cp.size - 1}: history was rewritten")
     elif kid in retired and cp.size > retired[kid][0] + 1:
         add(cp.size - 1, step, f"external checkpoint signed by key {kid[:16]}... {retired[kid][1]}")
-    elif latest is not None and latest.size >= cp.size and (problem := _consistent(leaves, cp, latest)):
+    elif latest is not None and latest.size >= cp.size and (problem := consistency_problem(leaves, cp, latest)):
         add(None, step, f"latest checkpoint {problem}")
 
 
@@ -256,8 +256,8 @@ def _check_outputs(records: list[Record | None], root: Path,
             continue
         outputs = rec.body["outputs"]
         if not isinstance(outputs, list) or not all(
-                isinstance(o, dict) and isinstance(o.get("path"), str) and _is_int(o.get("size"))
-                and isinstance(o.get("sha256"), str) and _HEX64.fullmatch(o["sha256"]) for o in outputs):
+                isinstance(o, dict) and isinstance(o.get("path"), str) and is_int(o.get("size"))
+                and isinstance(o.get("sha256"), str) and HEX64.fullmatch(o["sha256"]) for o in outputs):
             add(rec.seq, step, f"record {rec.seq}: outputs must be [{{path, size, sha256}}, ...]", False)
             continue
         for o in outputs:

@@ -29,18 +29,18 @@ from typing import Any
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..._internal.fileio import fsync_dir
+from ..._internal.fileio import append_file, fsync_dir, truncate_file, write_file
 from .. import merkle, note
 from ..dsse import pae
 from ..keys import key_id as public_key_id
 from .format import (
-    _HINT_REPAIR,
-    _PRINCIPAL,
     CHECKPOINTS,
     FORMAT,
     HEADER,
+    HINT_REPAIR,
+    LEDGER_PAYLOAD_TYPE,
     LOCK,
-    PAYLOAD_TYPE,
+    PRINCIPAL,
     RECORD_FORMAT,
     RECORDS,
     VERSION,
@@ -48,23 +48,24 @@ from .format import (
     Frames,
     LedgerError,
     Record,
-    _checkpoint_body,
-    _decode_record,
-    _format_time,
-    _key_event_error,
-    _prefix_roots,
-    _read,
-    _read_header,
-    _safe_size,
+    checkpoint_body,
+    checkpoint_size,
     decode_frames,
+    decode_record,
     encode_frame,
+    format_time,
+    key_event_error,
+    read_file,
+    read_header,
 )
+from .tree import prefix_roots
 
-__all__ = ["Appended", "Ledger", "RepairReport", "repair"]
+__all__ = ["Appended", "Ledger", "RepairReport", "lock", "repair"]
 
 
 @contextlib.contextmanager
-def _lock(path: Path, exclusive: bool, required: bool = True) -> Iterator[None]:
+def lock(path: Path, exclusive: bool, required: bool = True) -> Iterator[None]:
+    """The ledger's ``flock``: exclusive for a writer, shared for a reader (``required=False``: go on without it)."""
     fd = None
     try:
         fd = os.open(path / LOCK, os.O_RDONLY)
@@ -81,21 +82,16 @@ def _lock(path: Path, exclusive: bool, required: bool = True) -> Iterator[None]:
 
 
 def _append_durably(path: Path, data: bytes) -> None:
-    """One ``os.write`` of ``data`` to an O_APPEND fd, then fsync; any failure is a LedgerError."""
+    """One ``os.write`` of ``data`` to an O_APPEND fd, then fsync (:func:`append_file`); any failure is a
+    LedgerError."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    except OSError as exc:
+        written = append_file(path, data)
+    except FileNotFoundError as exc:
         raise LedgerError(f"{path}: cannot open for append ({exc.strerror})") from None
-    try:
-        written = os.write(fd, data)
-        os.fsync(fd)
     except OSError as exc:
-        raise LedgerError(f"{path}: write or fsync failed ({exc.strerror})", hint=_HINT_REPAIR) from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+        raise LedgerError(f"{path}: write or fsync failed ({exc.strerror})", hint=HINT_REPAIR) from None
     if written != len(data):
-        raise LedgerError(f"{path}: short write ({written} of {len(data)} bytes)", hint=_HINT_REPAIR)
+        raise LedgerError(f"{path}: short write ({written} of {len(data)} bytes)", hint=HINT_REPAIR)
 
 
 def _structure(origin: str, recs: Frames, cps: Frames, *, allow_torn: bool,
@@ -104,31 +100,31 @@ def _structure(origin: str, recs: Frames, cps: Frames, *, allow_torn: bool,
 
     Checks framing, records, seq, prev, time order, checkpoint origin, size and root; with
     ``full=False`` neither the records' canonical form nor checkpoints other than the latest.
-    Never signatures or trust (that is :func:`verify`). Raises :class:`LedgerError`.
+    Never signatures or trust (that is verification's). Raises :class:`LedgerError`.
     """
     for name, frames in ((RECORDS, recs), (CHECKPOINTS, cps)):
         if frames.tail and not (allow_torn and frames.torn):
             what = "a torn tail" if frames.torn else "a corrupt frame"
             raise LedgerError(f"{name} has {what} at offset {frames.end} ({len(frames.tail)} bytes)",
-                              hint=_HINT_REPAIR)
+                              hint=HINT_REPAIR)
     records: list[Record] = []
     for i, payload in enumerate(recs.payloads):
         try:
-            rec = _decode_record(payload, canonical=full)
+            rec = decode_record(payload, canonical=full)
         except LedgerError as exc:
-            raise LedgerError(f"record {i}: {exc.message}", hint=_HINT_REPAIR) from None
+            raise LedgerError(f"record {i}: {exc.message}", hint=HINT_REPAIR) from None
         prev = hashlib.sha256(recs.payloads[i - 1]).hexdigest() if i else ZERO_HASH
         if rec.seq != i or rec.prev != prev or (records and rec.time < records[-1].time):
-            raise LedgerError(f"record {i}: seq, prev or time breaks the chain", hint=_HINT_REPAIR)
+            raise LedgerError(f"record {i}: seq, prev or time breaks the chain", hint=HINT_REPAIR)
         records.append(rec)
-    roots = _prefix_roots([r.leaf_hash for r in records])
+    roots = prefix_roots([r.leaf_hash for r in records])
     texts = [p.decode("utf-8", "replace") for p in cps.payloads]
     for j, text in enumerate(texts):
         if not full and j < len(texts) - 1:
             continue
-        cp = _checkpoint_body(text)
+        cp = checkpoint_body(text)
         if cp.origin != origin or cp.size > len(records) or cp.root_hash != roots[cp.size]:
-            raise LedgerError(f"checkpoint {j} (size {cp.size}) does not match the records", hint=_HINT_REPAIR)
+            raise LedgerError(f"checkpoint {j} (size {cp.size}) does not match the records", hint=HINT_REPAIR)
     return records, texts
 
 
@@ -156,20 +152,14 @@ class Ledger:
             raise LedgerError(exc.message) from None
         created = datetime.now(UTC)
         header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "origin": origin,
-                                  "created": _format_time(created)}
+                                  "created": format_time(created)}
         try:
             path.mkdir(parents=True, exist_ok=True)
             if any((path / name).exists() for name in (HEADER, RECORDS, CHECKPOINTS, LOCK)):
                 raise LedgerError(f"{path}: already holds ledger files; refusing to overwrite them")
             for name, data in ((RECORDS, b""), (CHECKPOINTS, b""), (LOCK, b""),
                                (HEADER, rfc8785.dumps(header) + b"\n")):
-                fd = os.open(path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    os.write(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            fsync_dir(path)
+                write_file(path / name, data)
             fsync_dir(path.resolve().parent)
         except OSError as exc:
             raise LedgerError(f"{path}: cannot create the ledger ({exc.strerror})") from None
@@ -178,18 +168,24 @@ class Ledger:
     @classmethod
     def open(cls, path: Path) -> Ledger:
         path = Path(path)
-        return cls(path, *_read_header(path))
+        return cls(path, *read_header(path))
 
     def _load(self, *, allow_torn: bool, full: bool = True) -> tuple[list[Record], list[str]]:
-        recs, cps = decode_frames(_read(self.path / RECORDS)), decode_frames(_read(self.path / CHECKPOINTS))
+        recs, cps = decode_frames(read_file(self.path / RECORDS)), decode_frames(read_file(self.path / CHECKPOINTS))
         return _structure(self.origin, recs, cps, allow_torn=allow_torn, full=full)
 
+    def contents(self) -> tuple[tuple[Record, ...], tuple[str, ...]]:
+        """The records and the checkpoint texts, read together under the shared lock (torn tails allowed)."""
+        with lock(self.path, exclusive=False):
+            records, texts = self._load(allow_torn=True)
+        return tuple(records), tuple(texts)
+
     def records(self) -> tuple[Record, ...]:
-        with _lock(self.path, exclusive=False):
+        with lock(self.path, exclusive=False):
             return tuple(self._load(allow_torn=True)[0])
 
     def checkpoints(self) -> tuple[str, ...]:
-        with _lock(self.path, exclusive=False):
+        with lock(self.path, exclusive=False):
             return tuple(self._load(allow_torn=True)[1])
 
     def latest_checkpoint(self) -> str | None:
@@ -206,31 +202,31 @@ class Ledger:
         """
         if not isinstance(kind, str) or not kind or not (isinstance(body, dict) or callable(body)):
             raise LedgerError("a record needs a non-empty kind and an object body")
-        if not _PRINCIPAL.fullmatch(principal):
+        if not PRINCIPAL.fullmatch(principal):
             raise LedgerError(f"principal {principal!r} must match [A-Za-z0-9._@-]{{1,128}}")
-        if isinstance(body, dict) and (problem := _key_event_error(kind, body)) is not None:
+        if isinstance(body, dict) and (problem := key_event_error(kind, body)) is not None:
             raise LedgerError(problem)
         if now is not None and now.tzinfo is None:
             raise LedgerError("the record time must carry a time zone")
-        with _lock(self.path, exclusive=True):
+        with lock(self.path, exclusive=True):
             records, _ = self._load(allow_torn=False, full=False)
             if callable(body):
                 body = body(len(records))
-                if not isinstance(body, dict) or (problem := _key_event_error(kind, body)) is not None:
+                if not isinstance(body, dict) or (problem := key_event_error(kind, body)) is not None:
                     raise LedgerError(problem or "the body function must return an object")
             when = datetime.now(UTC) if now is None else now.astimezone(UTC)
             if records and when < records[-1].time:
-                raise LedgerError(f"time {_format_time(when)} is before the last record's; the clock went back")
+                raise LedgerError(f"time {format_time(when)} is before the last record's; the clock went back")
             prev = hashlib.sha256(records[-1].payload).hexdigest() if records else ZERO_HASH
             doc: dict[str, Any] = {
-                "format": RECORD_FORMAT, "version": 1, "seq": len(records), "time": _format_time(when),
+                "format": RECORD_FORMAT, "version": 1, "seq": len(records), "time": format_time(when),
                 "prev": prev, "kind": kind, "body": body,
                 "signer": {"key_id": public_key_id(signer_key.public_key()), "principal": principal},
             }
             try:
-                signature = signer_key.sign(pae(PAYLOAD_TYPE, rfc8785.dumps(doc)))
+                signature = signer_key.sign(pae(LEDGER_PAYLOAD_TYPE, rfc8785.dumps(doc)))
                 payload = rfc8785.dumps({**doc, "signature": base64.b64encode(signature).decode()})
-                _decode_record(payload)
+                decode_record(payload)
             except (rfc8785.CanonicalizationError, LedgerError) as exc:
                 raise LedgerError(f"the record cannot be written as canonical JSON: {exc}") from None
             _append_durably(self.path / RECORDS, encode_frame(payload))
@@ -258,12 +254,12 @@ class RepairReport:
 def repair(path: Path, *, signer_key: Ed25519PrivateKey | None = None, principal: str | None = None) -> RepairReport:
     """Remove torn tails (only); with ``signer_key`` and ``principal``, checkpoint uncovered records."""
     ledger = Ledger.open(Path(path))
-    if signer_key is not None and (principal is None or not _PRINCIPAL.fullmatch(principal)):
+    if signer_key is not None and (principal is None or not PRINCIPAL.fullmatch(principal)):
         raise LedgerError("repair with a signing key needs a valid principal")
-    with _lock(ledger.path, exclusive=True):
-        recs = decode_frames(_read(ledger.path / RECORDS))
-        cps = decode_frames(_read(ledger.path / CHECKPOINTS))
-        claimed = max((_safe_size(p) for p in cps.payloads), default=0)
+    with lock(ledger.path, exclusive=True):
+        recs = decode_frames(read_file(ledger.path / RECORDS))
+        cps = decode_frames(read_file(ledger.path / CHECKPOINTS))
+        claimed = max((checkpoint_size(p) for p in cps.payloads), default=0)
         if recs.tail and recs.torn and len(recs.payloads) < claimed:
             raise LedgerError(f"torn record inside the checkpointed range at offset {recs.end}; repair refuses "
                               "to drop checkpointed records", hint="restore the ledger from a copy")
@@ -271,16 +267,11 @@ def repair(path: Path, *, signer_key: Ed25519PrivateKey | None = None, principal
         for name, frames in ((RECORDS, recs), (CHECKPOINTS, cps)):
             if frames.tail:
                 try:
-                    fd = os.open(ledger.path / name, os.O_WRONLY)
-                    try:
-                        os.ftruncate(fd, frames.end)
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                    truncate_file(ledger.path / name, frames.end)
                 except OSError as exc:
                     raise LedgerError(f"{ledger.path / name}: cannot truncate ({exc.strerror})") from None
         added = None
-        covered = max((_checkpoint_body(t).size for t in texts), default=0)
+        covered = max((checkpoint_body(t).size for t in texts), default=0)
         if signer_key is not None and principal is not None and len(records) > covered:
             root = merkle.root_from_leaf_hashes([r.leaf_hash for r in records])
             added = note.sign_note(note.format_checkpoint(ledger.origin, len(records), root), principal, signer_key)

@@ -37,7 +37,14 @@ from .models import (
     Manifest,
 )
 from .reader import ManifestError
-from .signing import NAMESPACE, PAYLOAD_TYPE, VerifiedManifest, sig_path, sign_manifest, verify_manifest
+from .signing import (
+    MANIFEST_NAMESPACE,
+    MANIFEST_PAYLOAD_TYPE,
+    VerifiedManifest,
+    sig_path,
+    sign_manifest,
+    verify_manifest,
+)
 
 __all__ = [
     "API_V1",
@@ -45,8 +52,8 @@ __all__ = [
     "API_VERSIONS",
     "DEFAULT_INPUT_EXTENSIONS",
     "KINDS",
-    "NAMESPACE",
-    "PAYLOAD_TYPE",
+    "MANIFEST_NAMESPACE",
+    "MANIFEST_PAYLOAD_TYPE",
     "SEED",
     "AttributeManifest",
     "CalibrateManifest",

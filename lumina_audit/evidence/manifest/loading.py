@@ -34,7 +34,7 @@ from .models import (
     InputSpec,
     Manifest,
 )
-from .reader import Loc, ManifestError, _read_yaml
+from .reader import Loc, ManifestError, read_yaml
 
 __all__ = ["LoadedManifest", "ResolvedInput", "load_manifest", "resolve_inputs"]
 
@@ -157,7 +157,7 @@ class LoadedManifest:
 def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:
     """Read, validate and canonicalise a manifest; every refusal is one ManifestError naming file and line."""
     source = Path(path)
-    doc, lines = _read_yaml(source)
+    doc, lines = read_yaml(source)
     api = doc.get("apiVersion", API_V1)  # a missing apiVersion is reported by the validation below
     if not isinstance(api, str) or api not in ADAPTERS:
         known = ", ".join(repr(v) for v in API_VERSIONS)

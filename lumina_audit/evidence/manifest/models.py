@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from ..._internal.urls import timestamp_url_problem
-from ...signature.space import METHOD
+from ...signature.methods.gradstats import GRADSTATS_V1
 from .execution import BadInputPolicy, ExecutionSettings
 from .fields import FrozenList, Hex64, InsidePath, PathText, StrictModel, matching
 from .settings import (
@@ -74,7 +74,7 @@ DEFAULT_INPUT_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
 
 def _seed(value: int) -> int:
     if value != SEED:
-        raise ValueError(f"must be {SEED} for {METHOD} (the spec's seed), got {value}")
+        raise ValueError(f"must be {SEED} for {GRADSTATS_V1} (the spec's seed), got {value}")
     return value
 
 

@@ -14,7 +14,7 @@ import yaml
 
 from ...errors import LuminaError
 
-__all__ = ["Loc", "MAX_MANIFEST_BYTES", "ManifestError"]
+__all__ = ["Loc", "MAX_MANIFEST_BYTES", "ManifestError", "read_yaml"]
 
 MAX_MANIFEST_BYTES = 1 << 20
 
@@ -80,7 +80,8 @@ class _StrictLoader(yaml.SafeLoader):
         return self.construct_object(node)
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
+    """The strict YAML document at ``path`` and the line of every key (refusals: :class:`ManifestError`)."""
     try:
         raw = path.read_bytes()[:MAX_MANIFEST_BYTES + 1]
     except OSError as exc:

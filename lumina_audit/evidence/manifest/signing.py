@@ -10,24 +10,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..._internal.fileio import fsync_dir
+from ..._internal.fileio import write_file
 from .. import dsse
 from ..trust import PolicyCheck, PolicyError, TrustEntry, TrustStore
 from .loading import LoadedManifest, load_manifest
 from .reader import MAX_MANIFEST_BYTES, ManifestError
 
-__all__ = ["NAMESPACE", "PAYLOAD_TYPE", "VerifiedManifest", "sig_path", "sign_manifest", "verify_manifest"]
+__all__ = ["MANIFEST_NAMESPACE", "MANIFEST_PAYLOAD_TYPE", "VerifiedManifest", "sig_path", "sign_manifest",
+           "verify_manifest"]
 
-PAYLOAD_TYPE = "application/vnd.lumina-audit.manifest.v1+json"
+MANIFEST_PAYLOAD_TYPE = "application/vnd.lumina-audit.manifest.v1+json"
 
-NAMESPACE = "lumina-audit/manifest"
+MANIFEST_NAMESPACE = "lumina-audit/manifest"
 
 
 @dataclass(frozen=True)
@@ -56,21 +56,6 @@ def _changed_keys(signed: bytes, current: bytes) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) or ["(signed payload not canonical)"]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
 def _read_envelope(sig: Path) -> dsse.Envelope:
     try:
         raw = sig.read_bytes()[:MAX_MANIFEST_BYTES * 4]
@@ -85,7 +70,7 @@ def sign_manifest(path: str | os.PathLike[str], private_key: Ed25519PrivateKey) 
     sig = sig_path(path)
     if sig.exists():
         envelope = _read_envelope(sig)
-        if envelope.payload_type != PAYLOAD_TYPE:
+        if envelope.payload_type != MANIFEST_PAYLOAD_TYPE:
             raise ManifestError(f"{sig}: payload type {envelope.payload_type!r} is not a manifest's")
         if envelope.payload != loaded.canonical_json:
             changed = ", ".join(_changed_keys(envelope.payload, loaded.canonical_json))
@@ -93,8 +78,8 @@ def sign_manifest(path: str | os.PathLike[str], private_key: Ed25519PrivateKey) 
                                 f"(differs in: {changed}); refusing to add a signature",
                                 hint=f"restore the signed manifest, or remove {sig} and collect all signatures again")
     else:
-        envelope = dsse.Envelope(loaded.canonical_json, PAYLOAD_TYPE)
-    _write_atomic(sig, (dsse.sign(envelope, private_key).to_json() + "\n").encode())
+        envelope = dsse.Envelope(loaded.canonical_json, MANIFEST_PAYLOAD_TYPE)
+    write_file(sig, (dsse.sign(envelope, private_key).to_json() + "\n").encode(), replace=True)
     return sig
 
 
@@ -121,11 +106,11 @@ def verify_manifest(path: str | os.PathLike[str], trust: TrustStore, at: datetim
         changed = ", ".join(_changed_keys(envelope.payload, loaded.canonical_json))
         raise fail(f"step 4: manifest changed after signing (differs in: {changed})")
     try:
-        signers = dsse.verify(envelope, trust, NAMESPACE, at or datetime.now(UTC), PAYLOAD_TYPE)
+        signers = dsse.verify(envelope, trust, MANIFEST_NAMESPACE, at or datetime.now(UTC), MANIFEST_PAYLOAD_TYPE)
     except dsse.SignatureVerificationError as exc:
         raise fail(re.sub(r"^step (\d+):", r"step 5.\1:", exc.message)) from None
     try:
-        checked = trust.check_policy(loaded.manifest.kind, signers, NAMESPACE)
+        checked = trust.check_policy(loaded.manifest.kind, signers, MANIFEST_NAMESPACE)
     except PolicyError as exc:
         raise fail(f"step 6: {exc.message}", hint=exc.hint and exc.hint.replace("MANIFEST", str(path))) from None
     return VerifiedManifest(loaded, signers, envelope, checked)

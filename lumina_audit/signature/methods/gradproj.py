@@ -41,10 +41,11 @@ if TYPE_CHECKING:
 
     from ..space import SignatureConfig
 
-__all__ = ["BLOCK", "CACHE_BYTES", "DIM", "METHOD", "SEED", "GradProj", "buckets_and_signs", "counter",
+__all__ = ["BLOCK", "CACHE_BYTES", "DIM", "GRADPROJ_V1", "SEED", "GradProj", "buckets_and_signs", "counter",
            "splitmix64", "sketch"]
 
-METHOD = "lumina-gradproj-v1"
+#: The method's name: the primary method, the default wherever a method is not named.
+GRADPROJ_V1 = "lumina-gradproj-v1"
 #: The seed of the projection (gradproj-v1 section 6.4).
 SEED = 422024
 #: Buckets per channel (gradproj-v1 section 6.5).
@@ -157,7 +158,7 @@ class _Summary(ChannelSummary):
 class GradProj(SignatureMethod):
     """``lumina-gradproj-v1`` (``docs/spec/gradproj-v1.md``)."""
 
-    name = METHOD
+    name = GRADPROJ_V1
     dim = DIM
     spec = "docs/spec/gradproj-v1.md"
     description = (

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
     from ..space import SignatureConfig
 
-__all__ = ["DIM", "METHOD", "STATS", "GradStats", "raw_vector", "tensor_stats"]
+__all__ = ["DIM", "GRADSTATS_V1", "STATS", "GradStats", "raw_vector", "tensor_stats"]
 
-METHOD = "lumina-gradstats-v1"
+#: The method's name: the one method of ``lumina-audit/v1`` manifests and version 1 stores and reports.
+GRADSTATS_V1 = "lumina-gradstats-v1"
 #: Statistics of one hooked tensor, in spec order (section 6).
 STATS: tuple[str, ...] = ("mean", "std", "l2", "max", "min", "skew")
 #: Values per channel: 6 layers x 6 tensors x 6 statistics (section 7).
@@ -75,7 +76,7 @@ class _Summary(ChannelSummary):
 class GradStats(SignatureMethod):
     """``lumina-gradstats-v1`` (``docs/spec/signature-v1.md``)."""
 
-    name = METHOD
+    name = GRADSTATS_V1
     dim = DIM
     spec = "docs/spec/signature-v1.md"
     description = (
