@@ -51,6 +51,7 @@ model:
   directory: {model}
   sha256: {{{sha}}}
 ledger: ledger
+pins: {{mkl_cbwr: COMPATIBLE, onednn: false}}  # the program's default pins (a manifest's omitted pins are older)
 inputs:
   - path: {catalog}
 outputs: {{store: out/catalog.h5}}

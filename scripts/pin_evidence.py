@@ -5,7 +5,20 @@ under exactly that pinned environment, computes the golden clips' signatures
 and prints a digest of all their bits. Variants that print the same digest
 produced identical bits.
 
+A second table stands in for other CPUs: MKL picks its kernels by vendor and instruction
+set, so each of two pin sets (the pins before 2026-12-04, MKL's default branch with oneDNN
+on; and today's, ``MKL_CBWR=COMPATIBLE`` with oneDNN off) is run with MKL limited to AVX2
+and to SSE4.2 (``MKL_ENABLE_INSTRUCTIONS``, a variable the pins own, set here on purpose and
+let through the environment check of this script's child only). Pins that hold across CPUs
+print one digest per set.
+
     python -m scripts.pin_evidence [--clips N]
+    python -m scripts.pin_evidence --emulate EPYC-Rome [--clips N]
+
+``--emulate CPU`` runs both pin sets of the second table natively and under
+``qemu-x86_64 -cpu CPU`` (Debian's ``qemu-user``: QEMU's user mode, which reports that CPU, here
+an AMD EPYC with AVX2, to MKL, oneDNN, torch and glibc, and computes every instruction in
+software); the first two golden clips by default, about 10 minutes per emulated run.
 
 (from the repository root, as every script).
 """
@@ -25,27 +38,52 @@ from lumina_tools.invocation import run_module
 def variants() -> dict[str, dict[str, object]]:
     base: dict[str, object] = {}
     return {
-        "default pins (1 thread, avx2, oneDNN AVX2, MKL_CBWR unset)": base,
+        "default pins (1 thread, avx2, MKL_CBWR=COMPATIBLE, oneDNN off)": base,
         "threads=2": {"threads": 2},
         "threads=3": {"threads": 3},
         "ATEN_CPU_CAPABILITY unset": {"aten_cpu_capability": None},
         "ATEN_CPU_CAPABILITY=default": {"aten_cpu_capability": "default"},
         "ONEDNN_MAX_CPU_ISA unset": {"onednn_max_cpu_isa": None},
-        "MKL_CBWR=COMPATIBLE": {"mkl_cbwr": "COMPATIBLE"},
-        "MKL_CBWR=COMPATIBLE threads=2": {"mkl_cbwr": "COMPATIBLE", "threads": 2},
-        "MKL_CBWR=AUTO threads=2": {"mkl_cbwr": "AUTO", "threads": 2},
-        "oneDNN off": {"onednn": False},
-        "oneDNN off threads=2": {"onednn": False, "threads": 2},
+        "threads=2 oneDNN on": {"threads": 2, "onednn": True},
+        "MKL_CBWR unset (MKL's default branch)": {"mkl_cbwr": None},
+        "MKL_CBWR=AUTO": {"mkl_cbwr": "AUTO"},
+        "oneDNN on (ISA capped at AVX2)": {"onednn": True},
+        "oneDNN on, ONEDNN_MAX_CPU_ISA unset": {"onednn": True, "onednn_max_cpu_isa": None},
     }
 
 
-def child(pins_json: str, clips: int) -> None:
+#: (pin changes, caller variables) per row of the second table.
+FOREIGN: dict[str, tuple[dict[str, object], dict[str, str]]] = {
+    "before: MKL default branch, oneDNN on": ({"mkl_cbwr": None, "onednn": True}, {}),
+    "before, MKL limited to AVX2": ({"mkl_cbwr": None, "onednn": True}, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    "before, MKL limited to SSE4.2": ({"mkl_cbwr": None, "onednn": True}, {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}),
+    "now: MKL_CBWR=COMPATIBLE, oneDNN off": ({}, {}),
+    "now, MKL limited to AVX2": ({}, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    "now, MKL limited to SSE4.2": ({}, {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}),
+}
+
+
+def child(pins_json: str, clips: int, extra: list[str]) -> None:
     from lumina_audit._internal.quiet import silence_libraries
     from lumina_audit.signature import golden
     from lumina_audit.signature.pins import Pins
     from lumina_audit.signature.session import Session
 
     silence_libraries()
+    if extra:
+        # This evidence run varies owned variables on purpose: the check sees the environment without them.
+        # The check is replaced where the library looks it up (the module's global), for this child only.
+        pins_module = sys.modules[Pins.__module__]
+        check = pins_module.check_environment
+
+        def check_without_extra(p: Pins) -> None:
+            saved = {k: os.environ.pop(k) for k in extra}
+            try:
+                check(p)
+            finally:
+                os.environ.update(saved)
+
+        pins_module.check_environment = check_without_extra  # type: ignore[attr-defined]
     pins = Pins(**json.loads(pins_json))
     gf = golden.read(GOLDEN)
     session = Session.open(gf.model_dir, gf.digests, pins)
@@ -60,21 +98,48 @@ def child(pins_json: str, clips: int) -> None:
     print(json.dumps({"digest": h.hexdigest()[:16], "capability": torch.backends.cpu.get_cpu_capability()}))
 
 
+def emulate(cpu: str, clips: int) -> None:
+    """Both pin sets natively and under ``qemu-x86_64 -cpu CPU``: pins that hold print one digest each."""
+    import subprocess
+
+    from lumina_audit.signature.pins import Pins, pinned_environ
+    from lumina_tools import ROOT
+    from lumina_tools.invocation import module_command
+
+    for name, change in (("before: MKL default branch, oneDNN on", {"mkl_cbwr": None, "onednn": True}),
+                         ("now: MKL_CBWR=COMPATIBLE, oneDNN off", {})):
+        pins = replace(Pins(), **change)  # type: ignore[arg-type]
+        for where, prefix in (("this CPU", []), (f"qemu -cpu {cpu}", ["qemu-x86_64", "-cpu", cpu])):
+            command = [*prefix, *module_command(__spec__), "--child", json.dumps(pins.as_json()), str(clips)]
+            out = subprocess.run(command, cwd=ROOT, env=pinned_environ(pins, os.environ), capture_output=True,
+                                 text=True, check=False)
+            line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
+            print(f"{name:<40} {where:<22} {line}", flush=True)
+
+
 def main() -> None:
     from lumina_audit.signature.pins import Pins, pinned_environ
 
     clips = int(sys.argv[sys.argv.index("--clips") + 1]) if "--clips" in sys.argv else 99
+    if "--emulate" in sys.argv:
+        emulate(sys.argv[sys.argv.index("--emulate") + 1], clips if "--clips" in sys.argv else 2)
+        return
     base = Pins()
-    for name, change in variants().items():
-        pins = replace(base, **change)  # type: ignore[arg-type]
-        env = pinned_environ(pins, os.environ)
-        out = run_module(__spec__, ["--child", json.dumps(pins.as_json()), str(clips)], env, capture_output=True)
-        line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
-        print(f"{name:<58} {line}", flush=True)
+    rows: dict[str, tuple[dict[str, object], dict[str, str]]] = {
+        name: (change, {}) for name, change in variants().items()}
+    for table, runs in (("pins", rows), ("other CPUs' code paths", FOREIGN)):
+        print(f"# {table}", flush=True)
+        for name, (change, extra) in runs.items():
+            pins = replace(base, **change)  # type: ignore[arg-type]
+            env = {**pinned_environ(pins, os.environ), **extra}
+            out = run_module(__spec__, ["--child", json.dumps(pins.as_json()), str(clips), *extra], env,
+                             capture_output=True)
+            line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
+            print(f"{name:<58} {line}", flush=True)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 3 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]))
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     else:
         main()

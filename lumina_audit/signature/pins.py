@@ -12,11 +12,17 @@ Why each default (measured, see ``docs/pins.md`` and ``tests/signature/test_pins
 
 - ``threads=1``: the EnCodec encoder and some kernels choose their algorithm by
   thread count; one thread is reproducible on every machine.
-- ``ATEN_CPU_CAPABILITY=avx2`` and ``ONEDNN_MAX_CPU_ISA=AVX2``: the same vector
-  code on every x86-64 CPU with AVX2, AVX-512 machines included.
-- ``MKL_CBWR`` absent: with threads pinned it changed nothing here, and
-  ``COMPATIBLE`` made bits depend on the thread count (spec section 9).
-- oneDNN on; SDPA forced to the math backend; on CUDA deterministic algorithms,
+- ``ATEN_CPU_CAPABILITY=avx2``: the same vector code in torch's own kernels on every
+  x86-64 CPU with AVX2, AVX-512 machines included.
+- ``MKL_CBWR=COMPATIBLE`` and oneDNN off: MKL and oneDNN pick their kernels (and block
+  sizes) by CPU vendor, instruction set and cache sizes, so under MKL's default branch the
+  same pins gave other bits on an Intel Xeon than on the AMD EPYC the first golden vectors
+  were made on. MKL's ``COMPATIBLE`` branch is the one it documents as giving the same
+  results on Intel and non-Intel processors; with oneDNN off, convolutions go through
+  torch's own kernels and MKL. Measured: the bits no longer move when MKL is limited to
+  other instruction sets (``docs/pins.md``). (``COMPATIBLE`` made bits depend on the thread
+  count, which is pinned.) ``ONEDNN_MAX_CPU_ISA=AVX2`` stays, for any oneDNN path left.
+- SDPA forced to the math backend; on CUDA deterministic algorithms,
   ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, cuDNN deterministic, no benchmark, no TF32.
 
 Two pins decide only where memory lives, never a bit (``docs/spec-notes.md`` E1-E2,
@@ -88,8 +94,8 @@ class Pins:
     threads: int = 1
     aten_cpu_capability: str | None = "avx2"
     onednn_max_cpu_isa: str | None = "AVX2"
-    mkl_cbwr: str | None = None
-    onednn: bool = True
+    mkl_cbwr: str | None = "COMPATIBLE"
+    onednn: bool = False
     sdpa_backend: Literal["math"] = "math"
     cuda_deterministic: bool = True
     cublas_workspace_config: str = ":4096:8"

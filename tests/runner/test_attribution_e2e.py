@@ -20,7 +20,7 @@ from lumina_audit.evidence import keys
 from lumina_audit.evidence.ledger import verify
 from lumina_audit.runner.run import run_manifest
 
-from ..conftest import TINY, tiny_digests
+from ..conftest import PINS_YAML, TINY, tiny_digests
 from .test_methods_e2e import sign_twice, write_trust
 
 CATALOG, CONTROLS = 12, 10
@@ -36,7 +36,7 @@ model:
   directory: {TINY}
   sha256: {{state_dict.bin: {d['state_dict.bin']}, compression_state_dict.bin: {d['compression_state_dict.bin']}}}
 ledger: ledger
-"""
+{PINS_YAML}"""
 
 
 @dataclass

@@ -23,7 +23,7 @@ from lumina_audit.evidence.trust import DEFAULT_POLICY, format_entry, format_pol
 from lumina_audit.runner.run import run_manifest
 from lumina_audit.signature.pins import MARKER
 
-from ..conftest import GOLDEN, TINY, tiny_digests
+from ..conftest import GOLDEN, PINS_YAML, TINY, tiny_digests
 
 CLIPS = GOLDEN / "clips"
 LEDGER_NS, MANIFEST_NS = "lumina-audit/ledger", "lumina-audit/manifest"
@@ -53,7 +53,7 @@ inputs:
 outputs:
   store: out/{store}
 ledger: ledger
-"""
+{PINS_YAML}"""
 
 
 @dataclass

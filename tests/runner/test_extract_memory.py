@@ -10,7 +10,8 @@ decoded audio is 20.5 MB (float32 mono at 32 kHz, 256 kB per 2 s song), so 10.2 
 issue 13 an Extract decoded its whole catalog first and held it; measured the same way (two
 pairs of runs, 2026-12-02, this 2-core machine) it peaked 31.2 and 20.6 MB higher with 90 songs
 than with 10 and fails this test; streaming measured -1.1 and -2.5 MB (the spread of this
-measurement is a few MB). Streaming keeps per song only its metadata (a few hundred bytes,
+measurement is a few MB; each size is run twice and its lower peak taken, since one full-suite
+CI run saw a larger spike). Streaming keeps per song only its metadata (a few hundred bytes,
 which the ledger record lists anyway). One method (gradstats) keeps the 100 songs cheap.
 """
 
@@ -58,18 +59,26 @@ def _peak_of(manifest: Path, trust: Any, key: Any) -> int:
 def test_memory_does_not_grow_with_the_catalog(tmp_path: Path) -> None:
     key = keys.generate()
     trust = write_trust(tmp_path, key)
-    manifests = {}
+    manifests: dict[tuple[int, int], Path] = {}
     for n in (1, SMALL, LARGE):
-        folder = tmp_path / f"n{n}"
-        (folder / "catalog").mkdir(parents=True)
+        catalog = tmp_path / f"catalog{n}"
+        catalog.mkdir()
         for i in range(n):
-            write_wav(folder / "catalog" / f"s{i:03d}.wav", render(SongSpec(seed=9000 + n + i, seconds=SECONDS)),
-                      RATE, 16)
-        manifests[n] = folder / "extract.yaml"
-        manifests[n].write_text(manifest_text(f"n{n}", f"  - path: {folder / 'catalog'}",
+            write_wav(catalog / f"s{i:03d}.wav", render(SongSpec(seed=9000 + n + i, seconds=SECONDS)), RATE, 16)
+        for r in (0, 1):  # a run never overwrites its output, so each repetition has its own folder
+            manifest = tmp_path / f"n{n}-{r}" / "extract.yaml"
+            manifest.parent.mkdir()
+            manifest.write_text(manifest_text(f"n{n}-{r}", f"  - path: {catalog}",
                                               "signature: {methods: [lumina-gradstats-v1]}\n"))
-        sign_twice(manifests[n], key)
-    _peak_of(manifests[1], trust, key)  # warm: the model's first load, the caches a process keeps
-    small, large = _peak_of(manifests[SMALL], trust, key), _peak_of(manifests[LARGE], trust, key)
+            sign_twice(manifest, key)
+            manifests[n, r] = manifest
+    _peak_of(manifests[1, 0], trust, key)  # warm: the model's first load, the caches a process keeps
+    # Each size twice, alternating, and the lower peak of each: a one-off spike of the allocator
+    # (seen once in a full-suite CI run, where the process had run 1300 tests first) is not the catalog.
+    peaks: dict[int, list[int]] = {SMALL: [], LARGE: []}
+    for r in (0, 1):
+        for n in (SMALL, LARGE):
+            peaks[n].append(_peak_of(manifests[n, r], trust, key))
+    small, large = min(peaks[SMALL]), min(peaks[LARGE])
     held_audio = (LARGE - SMALL) * int(SECONDS * RATE) * 4
-    assert large - small < held_audio / 2, (small, large, held_audio)
+    assert large - small < held_audio / 2, (peaks, held_audio)

@@ -33,7 +33,7 @@ from lumina_audit.runner.journal import Journal, journal_path
 from lumina_audit.runner.run import RunError, run_manifest
 from lumina_audit.signature.pins import MARKER
 
-from ..conftest import ROOT, TINY, tiny_digests
+from ..conftest import PINS_YAML, ROOT, TINY, tiny_digests
 from .test_methods_e2e import sign_twice, write_trust
 
 SONGS = 5
@@ -58,7 +58,7 @@ model:
   directory: {TINY}
   sha256: {{state_dict.bin: {d['state_dict.bin']}, compression_state_dict.bin: {d['compression_state_dict.bin']}}}
 ledger: ledger
-inputs:
+{PINS_YAML}inputs:
 {inputs}
 outputs: {{store: out/c.h5}}
 {extra}"""

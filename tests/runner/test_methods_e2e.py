@@ -32,7 +32,7 @@ from lumina_audit.evidence.trust import format_entry, load_trust
 from lumina_audit.runner.run import run_manifest
 from lumina_audit.signature.pins import MARKER
 
-from ..conftest import ROOT, TINY, tiny_digests
+from ..conftest import PINS_YAML, ROOT, TINY, tiny_digests
 
 CATALOG, CONTROLS = 8, 10
 GRADPROJ, GRADSTATS = "lumina-gradproj-v1", "lumina-gradstats-v1"
@@ -49,7 +49,7 @@ model:
   directory: {TINY}
   sha256: {{state_dict.bin: {d['state_dict.bin']}, compression_state_dict.bin: {d['compression_state_dict.bin']}}}
 ledger: ledger
-{signature}"""
+{PINS_YAML}{signature}"""
 
 
 #: The reviewer beside every e2e chain's operator: the default signing policy asks for two

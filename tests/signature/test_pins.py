@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,16 +21,19 @@ from lumina_audit.signature.pins import MARKER, Pins, check_environment, check_r
 from ..conftest import GOLDEN
 
 HOSTILE = {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "ATEN_CPU_CAPABILITY": "default",
-           "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "UNRELATED": "kept"}
+           "MKL_CBWR": "AUTO", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+           "UNRELATED": "kept"}
 
 
 def test_pinned_environ_sets_and_removes_owned_variables() -> None:
     env = pinned_environ(Pins(), HOSTILE)
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
     assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["ONEDNN_MAX_CPU_ISA"] == "AVX2"
-    assert "MKL_CBWR" not in env and env["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert env["MKL_CBWR"] == "COMPATIBLE" and env["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert "MKL_ENABLE_INSTRUCTIONS" not in env
     assert env["UNRELATED"] == "kept" and env[MARKER] == Pins().digest
     assert pinned_environ(Pins(mkl_cbwr="AVX2"), {})["MKL_CBWR"] == "AVX2"
+    assert "MKL_CBWR" not in pinned_environ(Pins(mkl_cbwr=None), HOSTILE)
 
 
 def test_reexec_replaces_the_callers_environment() -> None:
@@ -41,15 +45,16 @@ def test_reexec_replaces_the_callers_environment() -> None:
     seen = json.loads(out.stdout)
     assert {k: seen.get(k) for k in HOSTILE} == {
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2",
-        "MKL_CBWR": None, "ONEDNN_MAX_CPU_ISA": "AVX2", "UNRELATED": "kept"}
+        "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": None,
+        "UNRELATED": "kept"}
 
 
 def test_a_process_outside_the_pins_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     check_environment(Pins())  # the test session itself runs pinned
-    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    monkeypatch.setenv("MKL_CBWR", "AUTO")
     with pytest.raises(EnvironmentMismatch, match="differs: MKL_CBWR"):
         check_environment(Pins())
-    monkeypatch.delenv("MKL_CBWR")
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
     with pytest.raises(EnvironmentMismatch, match="OMP_NUM_THREADS"):
         check_environment(Pins(threads=2))
     torch.set_num_threads(2)
@@ -86,3 +91,43 @@ def test_negative_control_thread_count_changes_bits(session: Any) -> None:
         torch.set_num_threads(1)
     assert got.pcm_sha256 == exp.pcm_sha256  # audio differs not ...
     assert got.raw_p.tobytes() != exp.raw_p.tobytes()  # ... but the gradient bits do
+
+
+def _digest_with_mkl_limited_to(pins: Pins, isa: str | None) -> str:
+    """Digest of the first three golden clips' bits in a fresh process, MKL limited to ``isa`` (None: not limited).
+
+    MKL picks its kernels by CPU vendor and instruction set; limiting it to an older set on this
+    machine is the nearest stand-in for another CPU that a test can run. The variable is one the
+    pins own, so the evidence script's child is told to let it through its environment check.
+    """
+    from lumina_tools.invocation import run_module
+    from scripts import pin_evidence
+
+    extra = {"MKL_ENABLE_INSTRUCTIONS": isa} if isa else {}
+    env = {**pinned_environ(pins, {k: v for k, v in os.environ.items() if k != MARKER}), **extra}
+    out = run_module(pin_evidence.__spec__, ["--child", json.dumps(pins.as_json()), "3", *extra], env,
+                     capture_output=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return str(json.loads(out.stdout.strip().splitlines()[-1])["digest"])
+
+
+def _intel() -> bool:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        return "GenuineIntel" in f.read()
+
+
+def test_the_default_pins_hold_when_mkl_or_onednn_take_another_cpus_code_path() -> None:
+    """Under the default pins (MKL_CBWR=COMPATIBLE, oneDNN off) neither MKL's nor oneDNN's code path
+    moves a bit. Negative controls, which show the test can fail: with oneDNN on (the pins before
+    2026-12-04, whose golden vectors an Intel Xeon did not reproduce) oneDNN's instruction-set cap
+    changes the bits on any CPU with AVX2, and on an Intel CPU so does MKL's under its default branch
+    (on other vendors MKL's default path may already be its generic one)."""
+    now = Pins()
+    digests = {_digest_with_mkl_limited_to(now, isa) for isa in (None, "AVX2", "SSE4_2")}
+    digests.add(_digest_with_mkl_limited_to(replace(now, onednn_max_cpu_isa="SSE41"), None))
+    assert len(digests) == 1, digests
+    before = Pins(mkl_cbwr=None, onednn=True)
+    base = _digest_with_mkl_limited_to(before, None)
+    assert _digest_with_mkl_limited_to(replace(before, onednn_max_cpu_isa="SSE41"), None) != base
+    if _intel():
+        assert _digest_with_mkl_limited_to(before, "SSE4_2") != base

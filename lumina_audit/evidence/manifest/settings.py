@@ -142,8 +142,13 @@ class UseSignatureSettings(_SignatureV2):
         return (self.method,)
 
 
-#: The defaults of a manifest's pins are those of :class:`Pins`, read from one place.
-_PINS = Pins()
+#: The defaults of a manifest's pins: :class:`Pins` as it was when ``lumina-audit/v1`` and ``/v2``
+#: were defined (MKL's default branch, oneDNN on). A signed manifest's digest covers its pins with
+#: these filled in, so they are part of what every manifest signed since means and cannot follow
+#: the program's later defaults (``MKL_CBWR=COMPATIBLE``, oneDNN off, the same bits on Intel and
+#: AMD CPUs); a manifest that should recompute on another CPU family says ``mkl_cbwr: COMPATIBLE``
+#: and ``onednn: false`` (``docs/spec-notes.md`` E6).
+_PINS = Pins(mkl_cbwr=None, onednn=True)
 
 
 class CudaPins(StrictModel):
