@@ -238,3 +238,25 @@ def test_a_version_1_store_still_reads_and_attributes_under_gradstats(tmp_path: 
     # The same store under a version 2 manifest naming gradstats reads as well.
     c.run("cal2", calibrate_text("c2", "catalog.h5", GRADSTATS, "out/calibration-v2.json"))
     assert verify(root / "ledger", c.trust).bottom_line
+
+
+def test_a_store_of_other_pins_is_refused_through_the_cli(chain: Chain) -> None:
+    """The store's Extract ran under PINS_YAML; a Calibrate whose manifest omits its pins runs under the
+    pins its format was defined with (MKL's default branch, oneDNN on): refused before the model loads."""
+    path = chain.root / "other-pins.yaml"
+    text = calibrate_text("pinscli", "out/catalog.h5", None, "out/calibration-other-pins.json")
+    assert PINS_YAML in text
+    path.write_text(text.replace(PINS_YAML, ""))
+    sign_twice(path, chain.key)
+    keys.write_private_key(chain.root / "op-pins.key", chain.key)
+    before = chain.records()
+    env = {k: v for k, v in os.environ.items() if k != MARKER}
+    out = subprocess.run([sys.executable, "-m", "lumina_audit", "manifest", "run", str(path), "--trust",
+                          str(chain.root / "trust"), "--key", str(chain.root / "op-pins.key")], env=env, cwd=chain.root,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 2, out.stdout + out.stderr
+    first = out.stderr.strip().splitlines()[0]
+    assert first.startswith("error: catalog store ") and "was computed under other numerical pins" in first, first
+    assert "mkl_cbwr 'COMPATIBLE' there, None here" in first and "onednn False there, True here" in first, first
+    assert "Traceback" not in out.stderr
+    assert chain.records() == before and not (chain.root / "out" / "calibration-other-pins.json").exists()
