@@ -69,6 +69,8 @@ SLOW = E2E + (
     "tests/signature/test_golden.py::test_golden_check_under_hostile_caller_environments",  # 12 subprocesses
     "tests/signature/test_pins.py::test_negative_control_thread_count_changes_bits",  # (25 s)
     "tests/signature/test_pins.py::test_the_default_pins_hold_when_*",  # 7 subprocesses (60 s)
+    "tests/certificates/test_tamper.py::test_no_changed_byte_verifies",  # every byte of a certificate (21 s)
+    "tests/cli/test_grammar.py::test_json_of_keys_manifest_ledger_proof_and_certificate",  # CLI subprocesses (12 s)
     "tests/attribution/test_derive.py::test_cli_battery_and_one_line_refusals",  # (13 s)
     "tests/attribution/test_calibration_file.py::test_every_flipped_byte_is_refused_or_harmless",  # (13 s)
 )
