@@ -196,16 +196,22 @@ def test_mixing_methods_or_spaces_is_refused_with_both_digests(chain: Chain) -> 
     _refused(chain, "mixed2", calibrate_text("mix2", "old.h5", GRADPROJ, "out/calibration-mixed.json"), old, proj)
 
 
-def test_mixing_is_one_line_and_exit_2_through_the_cli(chain: Chain) -> None:
-    path = chain.root / "mixed-cli.yaml"
-    path.write_text(attribute_text("mixcli", "out/catalog.h5", "out/calibration.json", GRADSTATS, "out/reports-cli"))
+def _run_through_the_cli(chain: Chain, name: str, text: str) -> subprocess.CompletedProcess[str]:
+    """``lumina-audit manifest run`` of ``text`` (signed twice) in a fresh process, which re-executes under its pins."""
+    path = chain.root / f"{name}.yaml"
+    path.write_text(text)
     sign_twice(path, chain.key)
-    keys.write_private_key(chain.root / "op-cli.key", chain.key)
-    before = chain.records()
+    keys.write_private_key(chain.root / f"{name}.key", chain.key)
     env = {k: v for k, v in os.environ.items() if k != MARKER}
-    out = subprocess.run([sys.executable, "-m", "lumina_audit", "manifest", "run", str(path), "--trust",
-                          str(chain.root / "trust"), "--key", str(chain.root / "op-cli.key")], env=env, cwd=chain.root,
-                         capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run([sys.executable, "-m", "lumina_audit", "manifest", "run", str(path), "--trust",
+                           str(chain.root / "trust"), "--key", str(chain.root / f"{name}.key")], env=env,
+                          cwd=chain.root, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_mixing_is_one_line_and_exit_2_through_the_cli(chain: Chain) -> None:
+    before = chain.records()
+    out = _run_through_the_cli(chain, "mixed-cli", attribute_text("mixcli", "out/catalog.h5", "out/calibration.json",
+                                                                  GRADSTATS, "out/reports-cli"))
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
     assert lines[0].startswith("error: ") and "never compared" in lines[0] and "Traceback" not in out.stderr
@@ -243,17 +249,10 @@ def test_a_version_1_store_still_reads_and_attributes_under_gradstats(tmp_path: 
 def test_a_store_of_other_pins_is_refused_through_the_cli(chain: Chain) -> None:
     """The store's Extract ran under PINS_YAML; a Calibrate whose manifest omits its pins runs under the
     pins its format was defined with (MKL's default branch, oneDNN on): refused before the model loads."""
-    path = chain.root / "other-pins.yaml"
     text = calibrate_text("pinscli", "out/catalog.h5", None, "out/calibration-other-pins.json")
     assert PINS_YAML in text
-    path.write_text(text.replace(PINS_YAML, ""))
-    sign_twice(path, chain.key)
-    keys.write_private_key(chain.root / "op-pins.key", chain.key)
     before = chain.records()
-    env = {k: v for k, v in os.environ.items() if k != MARKER}
-    out = subprocess.run([sys.executable, "-m", "lumina_audit", "manifest", "run", str(path), "--trust",
-                          str(chain.root / "trust"), "--key", str(chain.root / "op-pins.key")], env=env, cwd=chain.root,
-                         capture_output=True, text=True, timeout=300, check=False)
+    out = _run_through_the_cli(chain, "other-pins", text.replace(PINS_YAML, ""))
     assert out.returncode == 2, out.stdout + out.stderr
     first = out.stderr.strip().splitlines()[0]
     assert first.startswith("error: catalog store ") and "was computed under other numerical pins" in first, first
