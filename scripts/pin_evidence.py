@@ -28,11 +28,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from lumina_audit.signature.pins import LEGACY_PINS, Pins, pinned_environ
+from lumina_tools import ROOT
 from lumina_tools.files import GOLDEN
-from lumina_tools.invocation import run_module
+from lumina_tools.invocation import module_command
 
 
 def variants() -> dict[str, dict[str, object]]:
@@ -52,21 +56,34 @@ def variants() -> dict[str, dict[str, object]]:
     }
 
 
-#: (pin changes, caller variables) per row of the second table.
-FOREIGN: dict[str, tuple[dict[str, object], dict[str, str]]] = {
-    "before: MKL default branch, oneDNN on": ({"mkl_cbwr": None, "onednn": True}, {}),
-    "before, MKL limited to AVX2": ({"mkl_cbwr": None, "onednn": True}, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
-    "before, MKL limited to SSE4.2": ({"mkl_cbwr": None, "onednn": True}, {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}),
-    "now: MKL_CBWR=COMPATIBLE, oneDNN off": ({}, {}),
-    "now, MKL limited to AVX2": ({}, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
-    "now, MKL limited to SSE4.2": ({}, {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}),
+#: (pins, caller variables) per row of the second table: the pins of before (:data:`LEGACY_PINS`) and today's.
+FOREIGN: dict[str, tuple[Pins, dict[str, str]]] = {
+    "before: MKL default branch, oneDNN on": (LEGACY_PINS, {}),
+    "before, MKL limited to AVX2": (LEGACY_PINS, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    "before, MKL limited to SSE4.2": (LEGACY_PINS, {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}),
+    "now: MKL_CBWR=COMPATIBLE, oneDNN off": (Pins(), {}),
+    "now, MKL limited to AVX2": (Pins(), {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    "now, MKL limited to SSE4.2": (Pins(), {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}),
 }
+
+
+def run_child(pins: Pins, clips: int, extra: Mapping[str, str] | None = None,
+              prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """:func:`child` in a fresh process under exactly ``pins``, plus the caller variables ``extra`` (owned ones let
+    through its environment check), started behind ``prefix`` (an emulator) when given."""
+    extra = dict(extra or {})
+    command = [*prefix, *module_command(__spec__), "--child", json.dumps(pins.as_json()), str(clips), *extra]
+    return subprocess.run(command, cwd=ROOT, env={**pinned_environ(pins, os.environ), **extra}, capture_output=True,
+                          text=True, check=False)
+
+
+def _line(out: subprocess.CompletedProcess[str]) -> str:
+    return out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
 
 
 def child(pins_json: str, clips: int, extra: list[str]) -> None:
     from lumina_audit._internal.quiet import silence_libraries
     from lumina_audit.signature import golden
-    from lumina_audit.signature.pins import Pins
     from lumina_audit.signature.session import Session
 
     silence_libraries()
@@ -100,42 +117,23 @@ def child(pins_json: str, clips: int, extra: list[str]) -> None:
 
 def emulate(cpu: str, clips: int) -> None:
     """Both pin sets natively and under ``qemu-x86_64 -cpu CPU``: pins that hold print one digest each."""
-    import subprocess
-
-    from lumina_audit.signature.pins import Pins, pinned_environ
-    from lumina_tools import ROOT
-    from lumina_tools.invocation import module_command
-
-    for name, change in (("before: MKL default branch, oneDNN on", {"mkl_cbwr": None, "onednn": True}),
-                         ("now: MKL_CBWR=COMPATIBLE, oneDNN off", {})):
-        pins = replace(Pins(), **change)  # type: ignore[arg-type]
+    for name, pins in (("before: MKL default branch, oneDNN on", LEGACY_PINS),
+                       ("now: MKL_CBWR=COMPATIBLE, oneDNN off", Pins())):
         for where, prefix in (("this CPU", []), (f"qemu -cpu {cpu}", ["qemu-x86_64", "-cpu", cpu])):
-            command = [*prefix, *module_command(__spec__), "--child", json.dumps(pins.as_json()), str(clips)]
-            out = subprocess.run(command, cwd=ROOT, env=pinned_environ(pins, os.environ), capture_output=True,
-                                 text=True, check=False)
-            line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
-            print(f"{name:<40} {where:<22} {line}", flush=True)
+            print(f"{name:<40} {where:<22} {_line(run_child(pins, clips, prefix=prefix))}", flush=True)
 
 
 def main() -> None:
-    from lumina_audit.signature.pins import Pins, pinned_environ
-
     clips = int(sys.argv[sys.argv.index("--clips") + 1]) if "--clips" in sys.argv else 99
     if "--emulate" in sys.argv:
         emulate(sys.argv[sys.argv.index("--emulate") + 1], clips if "--clips" in sys.argv else 2)
         return
-    base = Pins()
-    rows: dict[str, tuple[dict[str, object], dict[str, str]]] = {
-        name: (change, {}) for name, change in variants().items()}
+    rows: dict[str, tuple[Pins, dict[str, str]]] = {
+        name: (replace(Pins(), **change), {}) for name, change in variants().items()}  # type: ignore[arg-type]
     for table, runs in (("pins", rows), ("other CPUs' code paths", FOREIGN)):
         print(f"# {table}", flush=True)
-        for name, (change, extra) in runs.items():
-            pins = replace(base, **change)  # type: ignore[arg-type]
-            env = {**pinned_environ(pins, os.environ), **extra}
-            out = run_module(__spec__, ["--child", json.dumps(pins.as_json()), str(clips), *extra], env,
-                             capture_output=True)
-            line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
-            print(f"{name:<58} {line}", flush=True)
+        for name, (pins, extra) in runs.items():
+            print(f"{name:<58} {_line(run_child(pins, clips, extra))}", flush=True)
 
 
 if __name__ == "__main__":

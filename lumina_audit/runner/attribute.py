@@ -42,12 +42,11 @@ def read(loaded: LoadedManifest) -> Any:
     store = read_store(loaded, m.catalog, "catalog store")
     ours = loaded.spaces()[0]
     store_has_space(f"catalog store {store[0]}", store[1].info, ours)  # before the model loads
-    same_pins("catalog store", store[0], store[2]["sha256"], loaded)
     cal_path = loaded.anywhere(m.calibration.path)
     cal_entry = checked_file(cal_path, m.calibration.sha256, "calibration")
     cal, cal_digest = read_calibration(cal_path)
     same_space(f"calibration {cal_path}", str(cal.get("signature_space_sha256")), ours.digest)
-    same_pins("calibration", cal_path, cal_entry["sha256"], loaded)
+    same_pins(loaded, ("catalog store", store[0], store[2]["sha256"]), ("calibration", cal_path, cal_entry["sha256"]))
     if cal["catalog"]["sha256"] != store[2]["sha256"]:
         raise RunError(f"calibration {cal_path} was made on catalog store {cal['catalog']['sha256']}, not on "
                        f"{store[0]} ({store[2]['sha256']})")

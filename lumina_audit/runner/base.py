@@ -114,34 +114,33 @@ def store_has_space(what: str, info: Any, ours: Any) -> None:
                    f"space {ours.digest} ({ours.as_dict()['method']}); they are never compared")
 
 
-#: The memory pins change no bit (docs/spec-notes.md E1-E2), so two runs that differ only in them compare.
-_MEMORY_PINS = ("sums", "gradients")
+def same_pins(loaded: LoadedManifest, *files: tuple[str, Path, str]) -> None:
+    """Refuse a file (``(what, path, sha256)``) whose signatures this ledger records as computed under other pins.
 
-
-def same_pins(what: str, path: Path, sha256: str, loaded: LoadedManifest) -> None:
-    """Refuse a file whose signatures this ledger records as computed under other numerical pins.
-
-    The record that wrote a file of this SHA-256 names the pins its run had; signatures are
-    compared only under the same pins (docs/pins.md), the memory pins aside. A file that no record
-    of this run's ledger wrote is not checked here: its provenance is another ledger's.
+    The latest record that wrote a file of that SHA-256 names the pins its run had; signatures are
+    compared only under the same pins (docs/pins.md), the memory pins aside (:func:`bit_pins`). A
+    file that no record of this run's ledger wrote is not checked here: its provenance is another
+    ledger's. The ledger is read once for all ``files``.
     """
     from ..evidence.ledger import Ledger
+    from ..signature.pins import bit_pins
 
     if not (loaded.ledger_dir / "ledger.json").exists():
         return
-    ours = {k: v for k, v in loaded.pins().as_json().items() if k not in _MEMORY_PINS}
-    for rec in reversed(Ledger.open(loaded.ledger_dir).records()):
-        if not any(out.get("sha256") == sha256 for out in rec.body.get("outputs", [])):
+    ours = bit_pins(loaded.pins().as_json())
+    records = Ledger.open(loaded.ledger_dir).records()
+    for what, path, sha256 in files:
+        rec = next((r for r in reversed(records)
+                    if any(out.get("sha256") == sha256 for out in r.body.get("outputs", []))), None)
+        if rec is None:
             continue
-        recorded = rec.body.get("environment", {}).get("pins", {})
-        theirs = {k: v for k, v in recorded.items() if k not in _MEMORY_PINS}
+        theirs = bit_pins(rec.body.get("environment", {}).get("pins", {}))
         differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         if differ:
             pairs = ", ".join(f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ)
             raise RunError(f"{what} {path} was computed under other numerical pins (ledger record {rec.seq}: "
                            f"{pairs}); signatures are compared only under the same pins",
                            hint="give this manifest the pins section of the run that made it")
-        return
 
 
 def read_store(loaded: LoadedManifest, ref: Any, loc: str) -> tuple[Path, Any, dict[str, Any]]:

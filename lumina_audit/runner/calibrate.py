@@ -56,7 +56,7 @@ def read(loaded: LoadedManifest) -> _Read:
     m = cast(CalibrateManifest, loaded.manifest)
     store, index, entry = read_store(loaded, m.catalog, "catalog store")
     store_has_space(f"catalog store {store}", index.info, loaded.spaces()[0])  # before the model loads
-    same_pins("catalog store", store, entry["sha256"], loaded)
+    same_pins(loaded, ("catalog store", store, entry["sha256"]))
     settings = m.calibration
     negatives: list[Any]
     negative_items: list[Any]

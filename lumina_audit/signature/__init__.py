@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from .methods.gradstats import GRADSTATS_V1, STATS
     from .model import LoadedModel, NullTextConditioner, hook_tensors, load_model, sha256_model_files
     from .pins import (
+        LEGACY_PINS,
         Pins,
         apply_torch_pins,
+        bit_pins,
         check_environment,
         check_runtime,
         pinned_environ,
@@ -54,6 +56,7 @@ __all__ = [
     "GRADPROJ_V1",
     "GRADSTATS",
     "GRADSTATS_V1",
+    "LEGACY_PINS",
     "LoadedModel",
     "MAX_CHUNK_BATCH",
     "METHODS",
@@ -67,6 +70,7 @@ __all__ = [
     "SignatureSpace",
     "TENSORS",
     "apply_torch_pins",
+    "bit_pins",
     "bit_relevant",
     "bit_versions",
     "check_environment",
@@ -129,8 +133,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "hook_tensors": ".model",
     "load_model": ".model",
     "sha256_model_files": ".model",
+    "LEGACY_PINS": ".pins",
     "Pins": ".pins",
     "apply_torch_pins": ".pins",
+    "bit_pins": ".pins",
     "check_environment": ".pins",
     "check_runtime": ".pins",
     "pinned_environ": ".pins",

@@ -51,9 +51,11 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "LEGACY_PINS",
     "MARKER",
     "Pins",
     "apply_torch_pins",
+    "bit_pins",
     "check_runtime",
     "pinned_environ",
     "reexec_if_needed",
@@ -135,6 +137,18 @@ class Pins:
     @property
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()
+
+
+#: The defaults before 2026-12-04: MKL's default branch and oneDNN on, whose bits differ between CPU
+#: families (``docs/pins.md``). They stay what an omitted pin of a ``lumina-audit/v1`` or ``/v2``
+#: manifest means, since its digest covers them (``docs/spec-notes.md`` E6).
+LEGACY_PINS = Pins(mkl_cbwr=None, onednn=True)
+
+
+def bit_pins(recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded pins (:meth:`Pins.as_json`) without the memory pins, which change no bit: what two runs share
+    when their signatures compare."""
+    return {k: v for k, v in recorded.items() if k not in _MEMORY_DEFAULTS}
 
 
 def pinned_environ(pins: Pins, base: Mapping[str, str]) -> dict[str, str]:

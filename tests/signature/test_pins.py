@@ -16,7 +16,7 @@ from lumina_audit.errors import ConfigError, EnvironmentMismatch
 from lumina_audit.signature import golden
 from lumina_audit.signature.extract import extract
 from lumina_audit.signature.methods import GRADSTATS
-from lumina_audit.signature.pins import MARKER, Pins, check_environment, check_runtime, pinned_environ
+from lumina_audit.signature.pins import LEGACY_PINS, MARKER, Pins, check_environment, check_runtime, pinned_environ
 
 from ..conftest import GOLDEN
 
@@ -100,13 +100,9 @@ def _digest_with_mkl_limited_to(pins: Pins, isa: str | None) -> str:
     machine is the nearest stand-in for another CPU that a test can run. The variable is one the
     pins own, so the evidence script's child is told to let it through its environment check.
     """
-    from lumina_tools.invocation import run_module
     from scripts import pin_evidence
 
-    extra = {"MKL_ENABLE_INSTRUCTIONS": isa} if isa else {}
-    env = {**pinned_environ(pins, {k: v for k, v in os.environ.items() if k != MARKER}), **extra}
-    out = run_module(pin_evidence.__spec__, ["--child", json.dumps(pins.as_json()), "3", *extra], env,
-                     capture_output=True)
+    out = pin_evidence.run_child(pins, 3, {"MKL_ENABLE_INSTRUCTIONS": isa} if isa else None)
     assert out.returncode == 0, out.stderr[-2000:]
     return str(json.loads(out.stdout.strip().splitlines()[-1])["digest"])
 
@@ -126,7 +122,8 @@ def test_the_default_pins_hold_when_mkl_or_onednn_take_another_cpus_code_path() 
     digests = {_digest_with_mkl_limited_to(now, isa) for isa in (None, "AVX2", "SSE4_2")}
     digests.add(_digest_with_mkl_limited_to(replace(now, onednn_max_cpu_isa="SSE41"), None))
     assert len(digests) == 1, digests
-    before = Pins(mkl_cbwr=None, onednn=True)
+    before = LEGACY_PINS
+    assert (before.mkl_cbwr, before.onednn) == (None, True)
     base = _digest_with_mkl_limited_to(before, None)
     assert _digest_with_mkl_limited_to(replace(before, onednn_max_cpu_isa="SSE41"), None) != base
     if _intel():

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field, SerializationInfo, SerializerFunctio
 
 from ...errors import ConfigError
 from ...signature.methods.gradstats import STATS
-from ...signature.pins import Pins
+from ...signature.pins import LEGACY_PINS, Pins
 from ...signature.space import MAX_CHUNK_BATCH, TENSORS, SignatureConfig
 from .fields import FrozenList, StrictModel
 from .reader import Loc, ManifestError
@@ -142,13 +142,12 @@ class UseSignatureSettings(_SignatureV2):
         return (self.method,)
 
 
-#: The defaults of a manifest's pins: :class:`Pins` as it was when ``lumina-audit/v1`` and ``/v2``
-#: were defined (MKL's default branch, oneDNN on). A signed manifest's digest covers its pins with
-#: these filled in, so they are part of what every manifest signed since means and cannot follow
-#: the program's later defaults (``MKL_CBWR=COMPATIBLE``, oneDNN off, the same bits on Intel and
-#: AMD CPUs); a manifest that should recompute on another CPU family says ``mkl_cbwr: COMPATIBLE``
-#: and ``onednn: false`` (``docs/spec-notes.md`` E6).
-_PINS = Pins(mkl_cbwr=None, onednn=True)
+#: The defaults of a manifest's pins: :data:`LEGACY_PINS`, the program's defaults when ``lumina-audit/v1`` and
+#: ``/v2`` were defined (MKL's default branch, oneDNN on). A signed manifest's digest covers its pins with
+#: these filled in, so they cannot follow the program's later defaults (``MKL_CBWR=COMPATIBLE``, oneDNN off,
+#: the same bits on Intel and AMD CPUs); a manifest that should recompute on another CPU family says
+#: ``mkl_cbwr: COMPATIBLE`` and ``onednn: false`` (``docs/spec-notes.md`` E6).
+_PINS = LEGACY_PINS
 
 
 class CudaPins(StrictModel):
