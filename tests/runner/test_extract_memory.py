@@ -17,8 +17,6 @@ which the ledger record lists anyway). One method (gradstats) keeps the 100 song
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import pytest
 from lumina_audit._internal.synth import SongSpec, render, write_wav
 from lumina_audit.evidence import keys
 from lumina_audit.runner.run import run_manifest
+from lumina_tools.environment import proc_status, reset_rss_peak
 
 from .test_extract_stream_e2e import manifest_text
 from .test_methods_e2e import sign_twice, write_trust
@@ -37,23 +36,11 @@ SMALL, LARGE, SECONDS, RATE = 10, 90, 2.0, 32000
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
 
 
-def _status(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no {field} in /proc/self/status")
-
-
 def _peak_of(manifest: Path, trust: Any, key: Any) -> int:
     """Bytes of resident memory the run added at its peak, over what the process held before it."""
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-        f.write("5")
-    base = _status("VmRSS")
+    base = reset_rss_peak(trim=True)
     run_manifest(manifest, trust, key)
-    return _status("VmHWM") - base
+    return proc_status("VmHWM") - base
 
 
 def test_memory_does_not_grow_with_the_catalog(tmp_path: Path) -> None:
