@@ -44,13 +44,14 @@ def reexec_pinned(pins: Pins, argv: Sequence[str], spec: ModuleSpec | None) -> N
 
 
 def run_module(spec: ModuleSpec | None, args: Sequence[str], env: Mapping[str, str] | None = None,
-               **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """Run the module of ``spec`` with ``args`` in a child process from the repository root (text output).
+               prefix: Sequence[str] = (), **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run the module of ``spec`` with ``args`` in a child process from the repository root (text output),
+    started behind ``prefix`` when given (an emulator: ``qemu-x86_64 -cpu EPYC-Rome``).
 
     Paths in ``args`` should be absolute: the child's working directory is the repository root.
     """
-    return subprocess.run([*module_command(spec), *args], cwd=ROOT, env=dict(env if env is not None else os.environ),
-                          text=True, check=False, **kwargs)
+    return subprocess.run([*prefix, *module_command(spec), *args], cwd=ROOT,
+                          env=dict(env if env is not None else os.environ), text=True, check=False, **kwargs)
 
 
 def run_record(spec: ModuleSpec | None, argv: Sequence[str]) -> dict[str, Any]:

@@ -34,9 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from lumina_audit.signature.pins import LEGACY_PINS, Pins, pinned_environ
-from lumina_tools import ROOT
 from lumina_tools.files import GOLDEN
-from lumina_tools.invocation import module_command
+from lumina_tools.invocation import run_module
 
 
 def variants() -> dict[str, dict[str, object]]:
@@ -72,9 +71,8 @@ def run_child(pins: Pins, clips: int, extra: Mapping[str, str] | None = None,
     """:func:`child` in a fresh process under exactly ``pins``, plus the caller variables ``extra`` (owned ones let
     through its environment check), started behind ``prefix`` (an emulator) when given."""
     extra = dict(extra or {})
-    command = [*prefix, *module_command(__spec__), "--child", json.dumps(pins.as_json()), str(clips), *extra]
-    return subprocess.run(command, cwd=ROOT, env={**pinned_environ(pins, os.environ), **extra}, capture_output=True,
-                          text=True, check=False)
+    return run_module(__spec__, ["--child", json.dumps(pins.as_json()), str(clips), *extra],
+                      {**pinned_environ(pins, os.environ), **extra}, prefix, capture_output=True)
 
 
 def _line(out: subprocess.CompletedProcess[str]) -> str:
